@@ -1,0 +1,68 @@
+# DLTK Deploy. The two commands a newcomer runs: `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+# Debian's python3: a pyenv-based venv mixes two libpython builds and breaks the python backend.
+SYSTEM_PY ?= /usr/bin/python3
+BIN       := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+MODELS_DIR := build/models
+
+.PHONY: help deps engine images venv models demo demo-down test lint unit integration molecule clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+deps: ## Debian packages this machine needs (installs only what is missing)
+	@scripts/install-deps.sh
+
+engine: deps ## a docker engine that answers (reused when one runs)
+	@scripts/ensure-docker.sh
+
+venv: $(VENV)/.stamp ## the project's Python venv with pinned dependencies
+
+$(VENV)/.stamp: pyproject.toml constraints.txt | deps
+	@echo "[venv] creating $(VENV) from $(SYSTEM_PY) with constraints.txt"
+	@test -x $(VENV)/bin/python || $(SYSTEM_PY) -m venv $(VENV)
+	@$(VENV)/bin/pip install -q -c constraints.txt -e '.[export,serve,dev]'
+	@$(VENV)/bin/dltk --version >/dev/null
+	@touch $@
+
+images: engine venv ## base image, wheelhouse, triton-cpu, dltk toolkit and sandbox-host images
+	@scripts/build-images.sh
+
+models: venv ## ONNX models named in model_repo/models.yml (cached in build/models)
+	@test -f $(MODELS_DIR)/mnist.onnx || dltk export --model mnist --out $(MODELS_DIR)
+
+demo: images models ## deploy.yml on a sandbox host, then print the verifier's report
+	@scripts/sandbox.sh up
+	ansible-playbook deploy.yml -i inventory/sandbox.yml
+	@scripts/sandbox.sh report
+
+demo-down: ## remove the sandbox host and its containers
+	@scripts/sandbox.sh down
+
+lint: venv ## ansible-lint (production), yamllint, ruff, syntax-check
+	yamllint -s .
+	ruff check scripts tests
+	ruff format --check scripts tests
+	ansible-playbook --syntax-check deploy.yml -i inventory/sandbox.yml
+	ansible-lint --profile production
+
+unit: venv ## pytest unit tests (no server, no docker)
+	pytest -q tests/unit
+
+integration: venv models ## pytest against a real tritonserver and perf_analyzer
+	pytest -q tests/integration
+
+molecule: images models ## molecule default: the whole deploy.yml on a sandbox host
+	cd molecule/.. && molecule test -s default
+
+test: lint unit integration molecule ## everything CI runs
+
+clean: demo-down ## remove build outputs (keeps .venv and docker images)
+	rm -rf build reports

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Build the project's images on the local docker engine:
+#   dltk/debian-base:bookworm (scripts/base-image.sh), the wheelhouse the images install from
+#   (no PyPI access is needed inside builds), dltk/triton-cpu, dltk/toolkit, dltk/sandbox-host.
+# Docker's build cache makes a second run fast; wheels already downloaded are reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BASE_IMAGE="${BASE_IMAGE:-dltk/debian-base:bookworm}"
+TRITON_CPU_IMAGE="${TRITON_CPU_IMAGE:-dltk/triton-cpu:2.51.0}"
+TOOLKIT_IMAGE="${TOOLKIT_IMAGE:-dltk/toolkit:0.1.0}"
+SANDBOX_IMAGE="${SANDBOX_IMAGE:-dltk/sandbox-host:bookworm}"
+PIP="${PIP:-.venv/bin/pip}"
+WHEELHOUSE=build/wheelhouse
+log() { printf '[build-images] %s\n' "$*"; }
+
+BASE_IMAGE="$BASE_IMAGE" scripts/base-image.sh
+
+log "wheelhouse $WHEELHOUSE (pinned by constraints.txt)"
+mkdir -p "$WHEELHOUSE"
+# The toolkit installs the dltk package: its runtime dependencies come from pyproject.toml.
+mapfile -t dltk_deps < <(.venv/bin/python -c \
+  'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))')
+"$PIP" download -q -d "$WHEELHOUSE" --only-binary=:all: -c constraints.txt \
+  "${dltk_deps[@]}" -r images/dltk/requirements.txt -r images/triton-cpu/requirements.txt
+"$PIP" download -q -d "$WHEELHOUSE" --only-binary=:all: --no-deps -c constraints.txt nvidia-pytriton
+log "wheelhouse: $(ls "$WHEELHOUSE" | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
+
+build() {
+  local tag=$1 dockerfile=$2 start=$SECONDS
+  local buildlog
+  buildlog="build/$(basename "$(dirname "$dockerfile")").build.log"
+  log "building $tag from $dockerfile (log: $buildlog)"
+  if ! docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$tag" -f "$dockerfile" . \
+      >"$buildlog" 2>&1; then
+    log "build of $tag failed; last lines of $buildlog:"; tail -n 40 "$buildlog" >&2
+    exit 1
+  fi
+  log "built $tag in $((SECONDS - start)) s"
+}
+build "$TRITON_CPU_IMAGE" images/triton-cpu/Dockerfile
+build "$TOOLKIT_IMAGE" images/dltk/Dockerfile
+build "$SANDBOX_IMAGE" images/sandbox-host/Dockerfile

@@ -1,0 +1,5 @@
+import sys
+
+from dltk.cli import main
+
+sys.exit(main())

@@ -1,0 +1,275 @@
+"""perf_analyzer: command line, CSV parsing (pure) and a thin runner with a timeout.
+
+perf_analyzer measures in windows of --measurement-interval ms and repeats a window at most
+--max-trials times per concurrency level until throughput and latency are stable within
+--stability-percentage. A run therefore lasts at most about
+levels x max_trials x interval, which `PerfConfig.time_budget_s` computes; the runner kills it
+after that budget plus a margin. Concurrency levels and trials are capped, so every run is
+bounded in time and in count.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dltk.errors import DltkError
+
+PROTOCOLS = ("http", "grpc")
+MAX_CONCURRENCY = 64
+MAX_LEVELS = 16
+MAX_TRIALS = 20
+MAX_INTERVAL_MS = 60_000
+US_PER_MS = 1000.0
+
+# perf_analyzer CSV column -> PerfRow field; latency columns are in microseconds.
+LATENCY_COLUMNS = {
+    "p50 latency": "p50_ms",
+    "p90 latency": "p90_ms",
+    "p95 latency": "p95_ms",
+    "p99 latency": "p99_ms",
+    "Avg latency": "avg_ms",
+    "Client Send": "client_send_ms",
+    "Network+Server Send/Recv": "network_server_ms",
+    "Server Queue": "server_queue_ms",
+    "Server Compute Input": "server_compute_input_ms",
+    "Server Compute Infer": "server_compute_infer_ms",
+    "Server Compute Output": "server_compute_output_ms",
+    "Client Recv": "client_recv_ms",
+}
+REQUIRED_COLUMNS = ("Concurrency", "Inferences/Second", "p50 latency", "p90 latency",
+                    "p95 latency", "p99 latency")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ConcurrencyRange:
+    start: int
+    end: int
+    step: int = 1
+
+    @property
+    def levels(self) -> list[int]:
+        return list(range(self.start, self.end + 1, self.step))
+
+    def __str__(self) -> str:
+        return f"{self.start}:{self.end}:{self.step}"
+
+
+def parse_concurrency_range(text: str) -> ConcurrencyRange:
+    """'N', 'START:END' or 'START:END:STEP', bounded to MAX_CONCURRENCY and MAX_LEVELS levels."""
+    parts = text.split(":")
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if not 1 <= len(numbers) <= 3:
+        raise DltkError(f"concurrency range {text!r} is not START[:END[:STEP]], e.g. 1:4")
+    start, end, step = (numbers * 2)[:2] + [numbers[2] if len(numbers) == 3 else 1]
+    if not (1 <= start <= end <= MAX_CONCURRENCY and step >= 1):
+        raise DltkError(
+            f"concurrency range {text!r} must satisfy 1 <= START <= END <= {MAX_CONCURRENCY} "
+            "and STEP >= 1"
+        )
+    rng = ConcurrencyRange(start, end, step)
+    if len(rng.levels) > MAX_LEVELS:
+        raise DltkError(f"concurrency range {text!r} has {len(rng.levels)} levels; at most "
+                        f"{MAX_LEVELS} (raise STEP)")  # fmt: skip
+    return rng
+
+
+def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """'name:1,28,28' -> ('name', (1, 28, 28)) for perf_analyzer's --shape."""
+    name, sep, dims = text.rpartition(":")
+    try:
+        values = tuple(int(d) for d in dims.split(","))
+    except ValueError:
+        values = ()
+    if not sep or not name or not values or min(values) < 1:
+        raise DltkError(f"shape {text!r} is not NAME:D1,D2,... with positive dims, e.g. "
+                        "input:1,28,28")  # fmt: skip
+    return name, values
+
+
+@dataclass(frozen=True)
+class PerfConfig:
+    model: str
+    url: str
+    protocol: str = "http"
+    concurrency: ConcurrencyRange = field(default_factory=lambda: ConcurrencyRange(1, 1))
+    batch_size: int = 1
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    measurement_interval_ms: int = 1000
+    max_trials: int = 5
+    stability_percentage: float = 10.0
+    shared_memory: bool = False
+
+    def check(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise DltkError(f"protocol {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+        if self.batch_size < 1:
+            raise DltkError(f"batch size {self.batch_size} must be >= 1")
+        if not 100 <= self.measurement_interval_ms <= MAX_INTERVAL_MS:
+            raise DltkError(f"measurement interval {self.measurement_interval_ms} ms must be "
+                            f"between 100 and {MAX_INTERVAL_MS}")  # fmt: skip
+        if not 3 <= self.max_trials <= MAX_TRIALS:
+            # perf_analyzer needs 3 windows to judge stability.
+            raise DltkError(f"max trials {self.max_trials} must be between 3 and {MAX_TRIALS}")
+        if self.stability_percentage <= 0:
+            raise DltkError("stability percentage must be > 0")
+
+    @property
+    def time_budget_s(self) -> float:
+        """Upper bound of the measuring time: levels x trials x interval."""
+        levels = len(self.concurrency.levels)
+        return levels * self.max_trials * self.measurement_interval_ms / 1000.0
+
+
+def build_command(binary: Path | str, cfg: PerfConfig, csv_path: Path) -> list[str]:
+    """perf_analyzer's argv for `cfg`, writing its CSV report to `csv_path` (pure)."""
+    cfg.check()
+    cmd = [
+        str(binary),
+        "-m", cfg.model,
+        "-u", cfg.url,
+        "-i", cfg.protocol,
+        "-b", str(cfg.batch_size),
+        "--concurrency-range", str(cfg.concurrency),
+        "--measurement-mode", "time_windows",
+        "-p", str(cfg.measurement_interval_ms),
+        "--max-trials", str(cfg.max_trials),
+        "-s", f"{cfg.stability_percentage:g}",
+        "-f", str(csv_path),
+        "--verbose-csv",
+    ]  # fmt: skip
+    for name, dims in sorted(cfg.shapes.items()):
+        cmd += ["--shape", f"{name}:{','.join(str(d) for d in dims)}"]
+    if cfg.shared_memory:
+        cmd += ["--shared-memory", "system"]
+    return cmd
+
+
+@dataclass(frozen=True)
+class PerfRow:
+    """One concurrency level of a perf_analyzer CSV; latencies converted to milliseconds."""
+
+    concurrency: int
+    throughput: float  # inferences (samples) per second
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    avg_ms: float | None = None
+    client_send_ms: float | None = None
+    network_server_ms: float | None = None
+    server_queue_ms: float | None = None
+    server_compute_input_ms: float | None = None
+    server_compute_infer_ms: float | None = None
+    server_compute_output_ms: float | None = None
+    client_recv_ms: float | None = None
+
+
+def _number(row: Mapping[str, str], column: str, line: int) -> float:
+    try:
+        return float(row[column])
+    except (TypeError, ValueError):
+        raise DltkError(f"perf CSV line {line}: column {column!r} is not a number: "
+                        f"{row.get(column)!r}") from None  # fmt: skip
+
+
+def parse_csv(text: str) -> list[PerfRow]:
+    """Rows of perf_analyzer's -f CSV (with or without --verbose-csv), in file order."""
+    lines = text.strip().splitlines()
+    if not lines:
+        raise DltkError("perf CSV is empty: perf_analyzer measured nothing")
+    reader = csv.DictReader(io.StringIO("\n".join(lines)))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise DltkError(f"perf CSV lacks columns {', '.join(missing)}; is it a concurrency run "
+                        "of perf_analyzer -f?")  # fmt: skip
+    rows: list[PerfRow] = []
+    for line, raw in enumerate(reader, start=2):
+        record = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+        if not record.get("Concurrency"):
+            break  # perf_analyzer may append other sections after a blank line
+        latencies = {
+            name: _number(record, column, line) / US_PER_MS
+            for column, name in LATENCY_COLUMNS.items()
+            if record.get(column, "") != ""
+        }
+        rows.append(
+            PerfRow(
+                concurrency=int(_number(record, "Concurrency", line)),
+                throughput=_number(record, "Inferences/Second", line),
+                **latencies,
+            )
+        )
+    if not rows:
+        raise DltkError("perf CSV has a header but no rows: perf_analyzer measured nothing")
+    return rows
+
+
+@dataclass(frozen=True)
+class PerfResult:
+    config: PerfConfig
+    command: list[str]
+    rows: list[PerfRow]
+    elapsed_s: float
+
+
+def timeout_for(cfg: PerfConfig) -> float:
+    """Kill perf_analyzer after its measuring budget plus per-level overhead and a margin."""
+    return cfg.time_budget_s * 1.5 + 5.0 * len(cfg.concurrency.levels) + 30.0
+
+
+def last_error_line(output: str) -> str:
+    """The most telling line of perf_analyzer's output for a one-line error."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.lower().startswith(("error", "failed", "thread [")) or "error:" in ln.lower():
+            return ln
+    return lines[-1] if lines else "(no output)"
+
+
+def run_perf(
+    binary: Path,
+    cfg: PerfConfig,
+    env: Mapping[str, str],
+    timeout_s: float | None = None,
+    runner: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+) -> PerfResult:
+    """Run perf_analyzer once (bounded by `timeout_s`) and parse its CSV."""
+    timeout = timeout_for(cfg) if timeout_s is None else timeout_s
+    with tempfile.TemporaryDirectory(prefix="dltk-perf-") as tmp:
+        csv_path = Path(tmp) / "perf.csv"
+        cmd = build_command(binary, cfg, csv_path)
+        started = time.monotonic()
+        try:
+            proc = runner(cmd, env=dict(env), capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise DltkError(f"perf_analyzer did not finish within {timeout:.0f}s; lower the "
+                            "concurrency range or the measurement interval") from None  # fmt: skip
+        except OSError as exc:
+            raise DltkError(f"cannot run perf_analyzer ({binary}): {exc.strerror}") from None
+        elapsed = time.monotonic() - started
+        output = f"{proc.stdout}\n{proc.stderr}"
+        if proc.returncode != 0:
+            hint = ""
+            if "stable measurement" in output:
+                hint = "; raise the measurement interval or the stability percentage"
+            raise DltkError(f"perf_analyzer failed (exit {proc.returncode}): "
+                            f"{last_error_line(output)}{hint}")  # fmt: skip
+        if not csv_path.exists():
+            raise DltkError(f"perf_analyzer wrote no CSV: {last_error_line(output)}")
+        rows = parse_csv(csv_path.read_text())
+    return PerfResult(config=cfg, command=cmd, rows=rows, elapsed_s=elapsed)
+
+
+def format_command(cmd: Sequence[str]) -> str:
+    return " ".join(cmd)
