@@ -13,6 +13,7 @@ fi
 if ! command -v dockerd >/dev/null 2>&1; then
   log "no docker engine installed: installing Debian docker.io"
   export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
   apt-get install -y -qq docker.io >/dev/null
 fi
 

@@ -43,8 +43,14 @@ LATENCY_COLUMNS = {
     "Server Compute Output": "server_compute_output_ms",
     "Client Recv": "client_recv_ms",
 }
-REQUIRED_COLUMNS = ("Concurrency", "Inferences/Second", "p50 latency", "p90 latency",
-                    "p95 latency", "p99 latency")  # fmt: skip
+REQUIRED_COLUMNS = (
+    "Concurrency",
+    "Inferences/Second",
+    "p50 latency",
+    "p90 latency",
+    "p95 latency",
+    "p99 latency",
+)
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,10 @@ def parse_concurrency_range(text: str) -> ConcurrencyRange:
         )
     rng = ConcurrencyRange(start, end, step)
     if len(rng.levels) > MAX_LEVELS:
-        raise DltkError(f"concurrency range {text!r} has {len(rng.levels)} levels; at most "
-                        f"{MAX_LEVELS} (raise STEP)")  # fmt: skip
+        raise DltkError(
+            f"concurrency range {text!r} has {len(rng.levels)} levels; at most "
+            f"{MAX_LEVELS} (raise STEP)"
+        )
     return rng
 
 
@@ -91,8 +99,9 @@ def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
     except ValueError:
         values = ()
     if not sep or not name or not values or min(values) < 1:
-        raise DltkError(f"shape {text!r} is not NAME:D1,D2,... with positive dims, e.g. "
-                        "input:1,28,28")  # fmt: skip
+        raise DltkError(
+            f"shape {text!r} is not NAME:D1,D2,... with positive dims, e.g. input:1,28,28"
+        )
     return name, values
 
 
@@ -115,8 +124,10 @@ class PerfConfig:
         if self.batch_size < 1:
             raise DltkError(f"batch size {self.batch_size} must be >= 1")
         if not 100 <= self.measurement_interval_ms <= MAX_INTERVAL_MS:
-            raise DltkError(f"measurement interval {self.measurement_interval_ms} ms must be "
-                            f"between 100 and {MAX_INTERVAL_MS}")  # fmt: skip
+            raise DltkError(
+                f"measurement interval {self.measurement_interval_ms} ms must be "
+                f"between 100 and {MAX_INTERVAL_MS}"
+            )
         if not 3 <= self.max_trials <= MAX_TRIALS:
             # perf_analyzer needs 3 windows to judge stability.
             raise DltkError(f"max trials {self.max_trials} must be between 3 and {MAX_TRIALS}")
@@ -135,18 +146,28 @@ def build_command(binary: Path | str, cfg: PerfConfig, csv_path: Path) -> list[s
     cfg.check()
     cmd = [
         str(binary),
-        "-m", cfg.model,
-        "-u", cfg.url,
-        "-i", cfg.protocol,
-        "-b", str(cfg.batch_size),
-        "--concurrency-range", str(cfg.concurrency),
-        "--measurement-mode", "time_windows",
-        "-p", str(cfg.measurement_interval_ms),
-        "--max-trials", str(cfg.max_trials),
-        "-s", f"{cfg.stability_percentage:g}",
-        "-f", str(csv_path),
+        "-m",
+        cfg.model,
+        "-u",
+        cfg.url,
+        "-i",
+        cfg.protocol,
+        "-b",
+        str(cfg.batch_size),
+        "--concurrency-range",
+        str(cfg.concurrency),
+        "--measurement-mode",
+        "time_windows",
+        "-p",
+        str(cfg.measurement_interval_ms),
+        "--max-trials",
+        str(cfg.max_trials),
+        "-s",
+        f"{cfg.stability_percentage:g}",
+        "-f",
+        str(csv_path),
         "--verbose-csv",
-    ]  # fmt: skip
+    ]
     for name, dims in sorted(cfg.shapes.items()):
         cmd += ["--shape", f"{name}:{','.join(str(d) for d in dims)}"]
     if cfg.shared_memory:
@@ -178,26 +199,32 @@ def _number(row: Mapping[str, str], column: str, line: int) -> float:
     try:
         return float(row[column])
     except (TypeError, ValueError):
-        raise DltkError(f"perf CSV line {line}: column {column!r} is not a number: "
-                        f"{row.get(column)!r}") from None  # fmt: skip
+        raise DltkError(
+            f"perf CSV line {line}: column {column!r} is not a number: {row.get(column)!r}"
+        ) from None
 
 
 def parse_csv(text: str) -> list[PerfRow]:
-    """Rows of perf_analyzer's -f CSV (with or without --verbose-csv), in file order."""
+    """Rows of perf_analyzer's -f CSV (with or without --verbose-csv), by concurrency.
+
+    perf_analyzer writes the rows sorted by throughput, not by concurrency.
+    """
     lines = text.strip().splitlines()
+    if "" in (ln.strip() for ln in lines):  # other sections follow after a blank line
+        lines = lines[: [ln.strip() for ln in lines].index("")]
     if not lines:
         raise DltkError("perf CSV is empty: perf_analyzer measured nothing")
     reader = csv.DictReader(io.StringIO("\n".join(lines)))
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise DltkError(f"perf CSV lacks columns {', '.join(missing)}; is it a concurrency run "
-                        "of perf_analyzer -f?")  # fmt: skip
+        raise DltkError(
+            f"perf CSV lacks columns {', '.join(missing)}; is it a concurrency run "
+            "of perf_analyzer -f?"
+        )
     rows: list[PerfRow] = []
     for line, raw in enumerate(reader, start=2):
         record = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-        if not record.get("Concurrency"):
-            break  # perf_analyzer may append other sections after a blank line
         latencies = {
             name: _number(record, column, line) / US_PER_MS
             for column, name in LATENCY_COLUMNS.items()
@@ -212,7 +239,7 @@ def parse_csv(text: str) -> list[PerfRow]:
         )
     if not rows:
         raise DltkError("perf CSV has a header but no rows: perf_analyzer measured nothing")
-    return rows
+    return sorted(rows, key=lambda r: r.concurrency)
 
 
 @dataclass(frozen=True)
@@ -253,8 +280,10 @@ def run_perf(
         try:
             proc = runner(cmd, env=dict(env), capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise DltkError(f"perf_analyzer did not finish within {timeout:.0f}s; lower the "
-                            "concurrency range or the measurement interval") from None  # fmt: skip
+            raise DltkError(
+                f"perf_analyzer did not finish within {timeout:.0f}s; lower the "
+                "concurrency range or the measurement interval"
+            ) from None
         except OSError as exc:
             raise DltkError(f"cannot run perf_analyzer ({binary}): {exc.strerror}") from None
         elapsed = time.monotonic() - started
@@ -263,8 +292,9 @@ def run_perf(
             hint = ""
             if "stable measurement" in output:
                 hint = "; raise the measurement interval or the stability percentage"
-            raise DltkError(f"perf_analyzer failed (exit {proc.returncode}): "
-                            f"{last_error_line(output)}{hint}")  # fmt: skip
+            raise DltkError(
+                f"perf_analyzer failed (exit {proc.returncode}): {last_error_line(output)}{hint}"
+            )
         if not csv_path.exists():
             raise DltkError(f"perf_analyzer wrote no CSV: {last_error_line(output)}")
         rows = parse_csv(csv_path.read_text())

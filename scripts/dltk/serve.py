@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import os
 import signal
 import socket
 import subprocess
@@ -87,8 +86,9 @@ def check_options(opts: ServeOptions) -> None:
     if opts.model_control_mode not in CONTROL_MODES:
         raise DltkError(f"--model-control-mode must be one of {', '.join(CONTROL_MODES)}")
     if not opts.repo.is_dir():
-        raise DltkError(f"model repository {opts.repo} is not a directory; render one with "
-                        "`dltk repo render`")
+        raise DltkError(
+            f"model repository {opts.repo} is not a directory; render one with `dltk repo render`"
+        )
 
 
 def validate_model_repo(repo: Path) -> None:
@@ -98,7 +98,9 @@ def validate_model_repo(repo: Path) -> None:
     result: Any = validate_repo(repo)
     problems = [p for p in (result or []) if p] if isinstance(result, list | tuple) else []
     if problems:
-        more = f" (+{len(problems) - 1} more; run `dltk validate {repo}`)" if len(problems) > 1 else ""
+        more = (
+            f" (+{len(problems) - 1} more; run `dltk validate {repo}`)" if len(problems) > 1 else ""
+        )
         raise DltkError(f"{problems[0]}{more}")
 
 
@@ -116,8 +118,9 @@ def exit_code(returncode: int) -> int:
 def run_foreground(cmd: Sequence[str], env: dict[str, str]) -> int:
     """Run `cmd` in its own session, forward our signals to it, return its exit code."""
     try:
-        proc = subprocess.Popen(list(cmd), env=env, start_new_session=True,
-                                preexec_fn=_set_pdeathsig)  # fmt: skip
+        proc = subprocess.Popen(
+            list(cmd), env=env, start_new_session=True, preexec_fn=_set_pdeathsig
+        )
     except OSError as exc:
         raise DltkError(f"cannot start {cmd[0]}: {exc.strerror}") from None
 
@@ -157,7 +160,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cmd = build_server_command(install, opts)
     console.print(
         f"[bold]dltk serve[/]: tritonserver on http {opts.http_url}, grpc {opts.grpc_url}, "
-        f"metrics {opts.address}:{opts.metrics_port} (repository {opts.repo})"
+        f"metrics {opts.address}:{opts.metrics_port} (repository {opts.repo})",
+        soft_wrap=True,
     )
     return run_foreground(cmd, install.env())
 
@@ -173,12 +177,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--http-port", type=int, default=8000, help="HTTP port (default 8000)")
     p.add_argument("--grpc-port", type=int, default=8001, help="gRPC port (default 8001)")
     p.add_argument("--metrics-port", type=int, default=8002, help="metrics port (default 8002)")
-    p.add_argument("--address", default="127.0.0.1",
-                   help="address for all three endpoints (default 127.0.0.1)")  # fmt: skip
-    p.add_argument("--model-control-mode", choices=CONTROL_MODES, default="none",
-                   help="Triton model control mode (default none)")  # fmt: skip
-    p.add_argument("--log-verbose", type=int, default=0, metavar="N",
-                   help="tritonserver verbose log level (default 0)")  # fmt: skip
+    p.add_argument(
+        "--address", default="127.0.0.1", help="address for all three endpoints (default 127.0.0.1)"
+    )
+    p.add_argument(
+        "--model-control-mode",
+        choices=CONTROL_MODES,
+        default="none",
+        help="Triton model control mode (default none)",
+    )
+    p.add_argument(
+        "--log-verbose",
+        type=int,
+        default=0,
+        metavar="N",
+        help="tritonserver verbose log level (default 0)",
+    )
     p.set_defaults(func=cmd_serve)
 
 
@@ -276,9 +290,18 @@ def background_server(
         metrics_port=free_port(address),
         address=address,
     )
-    cmd = [sys.executable, "-m", "dltk", "serve", str(repo), f"--http-port={opts.http_port}",
-           f"--grpc-port={opts.grpc_port}", f"--metrics-port={opts.metrics_port}",
-           f"--address={address}", *extra_serve_args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "dltk",
+        "serve",
+        str(repo),
+        f"--http-port={opts.http_port}",
+        f"--grpc-port={opts.grpc_port}",
+        f"--metrics-port={opts.metrics_port}",
+        f"--address={address}",
+        *extra_serve_args,
+    ]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log: IO[bytes] = log_path.open("wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_set_pdeathsig)

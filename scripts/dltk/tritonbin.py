@@ -205,7 +205,8 @@ def find_perf_analyzer() -> PerfAnalyzerInstall:
         cudart_dir = Path("/nonexistent")
     if not (cudart_dir / LIBCUDART).exists():
         raise DltkError(
-            f"perf_analyzer needs {LIBCUDART}; install it with: pip install nvidia-cuda-runtime-cu12"
+            f"perf_analyzer needs {LIBCUDART}; install it with: "
+            "pip install nvidia-cuda-runtime-cu12"
         )
     # libb64 sits in a default linker dir (checked above); only libcudart needs the path.
     return PerfAnalyzerInstall(binary=binary, lib_dirs=(cudart_dir,))

@@ -1,0 +1,1 @@
+"""Integration tests: a real tritonserver (dltk serve) and perf_analyzer on loopback."""

@@ -1,0 +1,132 @@
+"""`dltk verify --perf` as a user runs it, against the real server; the JSON report's content."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from dltk.serve import BackgroundServer
+from dltk.verify import DEFAULT_ATOL
+
+from .support import MODEL, Artifacts, run_dltk
+
+pytestmark = pytest.mark.integration
+
+
+def test_verify_with_perf_passes_and_reports(
+    triton: BackgroundServer, artifacts: Artifacts, tmp_path: Path
+) -> None:
+    report_path = tmp_path / "report.json"
+    proc = run_dltk(
+        "verify",
+        "--url",
+        triton.http_url,
+        "--grpc-url",
+        triton.grpc_url,
+        "--model",
+        MODEL,
+        "--onnx",
+        str(artifacts.onnx),
+        "--samples",
+        str(artifacts.samples),
+        "--perf",
+        "--concurrency",
+        "1:2",
+        "--batch-size",
+        "8",
+        "--report",
+        str(report_path),
+        "--timeout",
+        "60",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "max |triton - onnxruntime|" in proc.stdout and "all checks passed" in proc.stdout
+
+    report = json.loads(report_path.read_text())
+    assert report["passed"] is True
+    checks = {c["name"]: c for c in report["checks"]}
+    for name in (
+        "server live",
+        "server ready",
+        "grpc live",
+        "model ready",
+        "model config",
+        "samples",
+        "http inference",
+        "grpc inference",
+        "outputs vs onnxruntime",
+        "accuracy",
+        "wrong shape rejected",
+        "perf_analyzer",
+    ):
+        assert checks[name]["result"] == "PASS", checks.get(name)
+    diff = checks["outputs vs onnxruntime"]["data"]
+    assert 0.0 <= diff["max_abs_diff"] <= DEFAULT_ATOL
+    assert diff["atol"] == DEFAULT_ATOL
+    acc = checks["accuracy"]["data"]
+    _, labels = artifacts.load_samples()
+    assert acc["samples"] == len(labels)
+    assert 0.9 <= acc["accuracy"] <= 1.0
+    assert report["server"]["version"] == "2.51.0"
+    assert report["model_config"]["max_batch_size"] == 64
+    assert report["model_config"]["backend"] == "python"
+    assert report["started_at"] < report["finished_at"]
+    perf = report["perf"]
+    assert [r["concurrency"] for r in perf["rows"]] == [1, 2]
+    assert all(r["throughput"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0 for r in perf["rows"])
+    assert perf["batch_size"] == 8 and "-b 8" in perf["command"]
+
+
+def zero_weights_model(path: Path) -> None:
+    """An ONNX model with mnist's interface whose logits are all 0: wrong on purpose."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Flatten", ["input"], ["flat"], axis=1),
+            helper.make_node("Gemm", ["flat", "W", "B"], ["logits"]),
+        ],
+        "zeros",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 28, 28])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        [
+            numpy_helper.from_array(np.zeros((784, 10), np.float32), "W"),
+            numpy_helper.from_array(np.zeros(10, np.float32), "B"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def test_verify_fails_when_outputs_differ_from_the_reference(
+    triton: BackgroundServer, artifacts: Artifacts, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "zeros.onnx"
+    zero_weights_model(wrong)
+    report_path = tmp_path / "report.json"
+    proc = run_dltk(
+        "verify",
+        "--url",
+        triton.http_url,
+        "--model",
+        MODEL,
+        "--onnx",
+        str(wrong),
+        "--samples",
+        str(artifacts.samples),
+        "--report",
+        str(report_path),
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads(report_path.read_text())
+    checks = {c["name"]: c for c in report["checks"]}
+    assert report["passed"] is False
+    assert checks["outputs vs onnxruntime"]["result"] == "FAIL"
+    assert checks["outputs vs onnxruntime"]["data"]["max_abs_diff"] > DEFAULT_ATOL
+    assert checks["http inference"]["result"] == "PASS"  # the server itself answered
+    assert checks["grpc inference"]["result"] == "SKIP"
+    assert "failed: outputs vs onnxruntime" in proc.stdout
