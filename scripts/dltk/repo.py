@@ -1,0 +1,345 @@
+"""`dltk repo render` / `dltk repo add`: write a Triton model repository, then validate it.
+
+render: for each manifest model, the first of its runtimes that is in `--runtimes` is
+deployed under the model's name: `<out>/<name>/config.pbtxt`, `<out>/<name>/1/model.onnx`
+and, for python-onnxruntime, `<out>/<name>/1/model.py`. The output is byte-identical across
+runs (files are only rewritten when their bytes change; modes are fixed), so Ansible's copy is
+idempotent. Directories in `<out>` that the manifest does not produce are refused unless
+`--clean` removes them; everything is checked before anything is written.
+add: the same for one ONNX file without a manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from dltk.config import INSTANCE_KINDS, render_config, triton_dtype
+from dltk.errors import DltkError
+from dltk.manifest import (
+    RUNTIMES,
+    BatchRange,
+    DynamicBatching,
+    ModelSpec,
+    TensorSpec,
+    load_manifest,
+    with_tensors,
+)
+from dltk.validate import validate_repo
+
+VERSION = "1"
+PYTHON_MODEL = Path(__file__).parent / "python_models" / "onnxruntime_model.py"
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+DEFAULT_MAX_BATCH_SIZE = 64
+DEFAULT_QUEUE_DELAY_US = 100
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class PlannedModel:
+    """One model directory to write: relative path -> bytes, or a file to copy."""
+
+    model: ModelSpec
+    runtime: str
+    files: dict[str, bytes | Path]
+
+
+def plan_model(model: ModelSpec, runtime: str, instance_kind: str) -> PlannedModel:
+    """What `<out>/<model.name>/` must contain (pure: files to copy are named by path)."""
+    files: dict[str, bytes | Path] = {
+        "config.pbtxt": render_config(model, runtime, instance_kind).encode(),
+        f"{VERSION}/model.onnx": model.onnx,
+    }
+    if RUNTIMES[runtime].backend == "python":
+        files[f"{VERSION}/model.py"] = PYTHON_MODEL
+    return PlannedModel(model, runtime, files)
+
+
+def parse_runtimes(text: str | None) -> tuple[str, ...]:
+    if text is None:
+        return tuple(RUNTIMES)
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise DltkError(f"--runtimes is empty; use some of: {', '.join(RUNTIMES)}")
+    for name in names:
+        if name not in RUNTIMES:
+            raise DltkError(
+                f"--runtimes: unknown runtime {name!r}; known runtimes: {', '.join(RUNTIMES)}"
+            )
+    return names
+
+
+def choose_runtime(model: ModelSpec, allowed: tuple[str, ...]) -> str:
+    """The first of the model's runtimes that the target can serve."""
+    for runtime in model.runtimes:
+        if runtime in allowed:
+            return runtime
+    raise DltkError(
+        f"model {model.name!r} can run on {', '.join(model.runtimes)} but --runtimes allows "
+        f"only {', '.join(allowed)}; add one of the model's runtimes to --runtimes or to the "
+        "manifest"
+    )
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _same(path: Path, content: bytes | Path) -> bool:
+    if not path.is_file() or path.is_symlink():
+        return False
+    if isinstance(content, Path):
+        return filecmp.cmp(path, content, shallow=False)
+    return path.stat().st_size == len(content) and path.read_bytes() == content
+
+
+def _write_file(path: Path, content: bytes | Path) -> bool:
+    """Make `path` hold `content` with FILE_MODE; True when the bytes changed."""
+    changed = not _same(path, content)
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                if isinstance(content, Path):
+                    with content.open("rb") as source:
+                        shutil.copyfileobj(source, handle)
+                else:
+                    handle.write(content)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    os.chmod(path, FILE_MODE)
+    return changed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def sync_model_dir(target: Path, files: dict[str, bytes | Path]) -> int:
+    """Make `target` contain exactly `files`; returns how many files changed or went away."""
+    changed = 0
+    target.mkdir(parents=True, exist_ok=True)
+    for rel, content in sorted(files.items()):
+        changed += _write_file(target / rel, content)
+    wanted_dirs = {target} | {(target / rel).parent for rel in files}
+    for dirpath, dirnames, filenames in os.walk(target, topdown=True):
+        here = Path(dirpath)
+        os.chmod(here, DIR_MODE)
+        for name in list(dirnames):
+            if here / name not in wanted_dirs:
+                _remove(here / name)
+                dirnames.remove(name)
+                changed += 1
+        for name in filenames:
+            if str((here / name).relative_to(target)) not in files:
+                _remove(here / name)
+                changed += 1
+    return changed
+
+
+def foreign_dirs(out: Path, names: set[str]) -> list[Path]:
+    if not out.is_dir():
+        return []
+    return sorted(p for p in out.iterdir() if p.is_dir() and p.name not in names)
+
+
+def _validate_written(out: Path, only: set[str] | None = None) -> None:
+    problems = validate_repo(out)
+    if only is not None:
+        problems = [p for p in problems if set(p.file.relative_to(out).parts[:1]) & only]
+    if problems:
+        more = (
+            f" (+{len(problems) - 1} more: run `dltk validate {out}`)" if len(problems) > 1 else ""
+        )
+        raise DltkError(f"rendered repository is invalid: {problems[0]}{more}")
+
+
+def _tensor_text(tensors: tuple[TensorSpec, ...]) -> str:
+    return "\n".join(
+        f"{t.name} {triton_dtype(t.dtype).removeprefix('TYPE_')} [{','.join(map(str, t.dims))}]"
+        for t in tensors
+    )
+
+
+def _print_table(out: Path, planned: list[PlannedModel], changed: int) -> None:
+    table = Table(title=f"Triton model repository {out}")
+    table.add_column("model", no_wrap=True)
+    table.add_column("runtime", no_wrap=True)
+    table.add_column("max batch", justify="right")
+    table.add_column("instances", justify="right")
+    table.add_column("inputs")
+    table.add_column("outputs")
+    for plan in planned:
+        m = plan.model
+        table.add_row(
+            m.name,
+            plan.runtime,
+            str(m.batch.max),
+            str(m.instances),
+            _tensor_text(m.inputs),
+            _tensor_text(m.outputs),
+        )
+    console.print(table)
+    console.print(f"{changed} file(s) changed; repository validated", soft_wrap=True)
+
+
+def render_repo(
+    manifest_path: Path,
+    out: Path,
+    runtimes: tuple[str, ...],
+    instance_kind: str = "cpu",
+    clean: bool = False,
+) -> tuple[list[PlannedModel], int]:
+    """Render the manifest into `out`; returns the plan and how many files changed."""
+    manifest = load_manifest(manifest_path)
+    planned = [plan_model(m, choose_runtime(m, runtimes), instance_kind) for m in manifest.models]
+    strangers = foreign_dirs(out, {p.model.name for p in planned})
+    if strangers and not clean:
+        listed = ", ".join(p.name for p in strangers)
+        raise DltkError(
+            f"{out} has directories the manifest does not produce ({listed}); pass --clean to "
+            "remove them or render into an empty directory"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    changed = 0
+    for stranger in strangers:
+        shutil.rmtree(stranger)
+        changed += 1
+    for plan in planned:
+        changed += sync_model_dir(out / plan.model.name, plan.files)
+    _validate_written(out)
+    return planned, changed
+
+
+def add_model(
+    onnx: Path,
+    name: str,
+    repo: Path,
+    runtime: str = "onnxruntime",
+    max_batch_size: int | None = None,
+    instance_kind: str = "cpu",
+    force: bool = False,
+) -> PlannedModel:
+    """Add one ONNX model to `repo` as `<repo>/<name>/` (no manifest)."""
+    if runtime not in RUNTIMES:
+        raise DltkError(f"unknown runtime {runtime!r}; known runtimes: {', '.join(RUNTIMES)}")
+    if not name or "/" in name or name.startswith("."):
+        raise DltkError(f"--name {name!r} is not a valid model directory name")
+    if max_batch_size is not None and max_batch_size < 0:
+        raise DltkError(f"--max-batch-size must be >= 0, got {max_batch_size}")
+    target = repo / name
+    if target.exists() and not force:
+        raise DltkError(f"{target} already exists; pass --force to replace it")
+    if max_batch_size is None:
+        max_batch_size = _default_max_batch_size(onnx, name)
+    batch = BatchRange(1, max_batch_size, max_batch_size) if max_batch_size else BatchRange(0, 0, 0)
+    dynamic = DynamicBatching(DEFAULT_QUEUE_DELAY_US) if max_batch_size else None
+    model = with_tensors(
+        ModelSpec(name=name, onnx=onnx, batch=batch, runtimes=(runtime,), dynamic_batching=dynamic)
+    )
+    plan = plan_model(model, runtime, instance_kind)
+    repo.mkdir(parents=True, exist_ok=True)
+    sync_model_dir(target, plan.files)
+    _validate_written(repo, only={name})
+    return plan
+
+
+def _default_max_batch_size(onnx: Path, name: str) -> int:
+    """DEFAULT_MAX_BATCH_SIZE when every tensor has a dynamic first dim, else 0 (fixed batch)."""
+    probe = ModelSpec(name=name, onnx=onnx, batch=BatchRange(0, 0, 0), runtimes=("onnxruntime",))
+    model = with_tensors(probe)
+    dynamic = all(t.dims and t.dims[0] == -1 for t in model.inputs + model.outputs)
+    return DEFAULT_MAX_BATCH_SIZE if dynamic else 0
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+
+def run_render(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    planned, changed = render_repo(
+        Path(args.manifest), out, parse_runtimes(args.runtimes), args.instance_kind, args.clean
+    )
+    _print_table(out, planned, changed)
+    return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    onnx = Path(args.onnx)
+    if not onnx.is_file():
+        raise DltkError(f"ONNX file {onnx} does not exist")
+    plan = add_model(
+        onnx,
+        args.name,
+        Path(args.repo),
+        args.runtime,
+        args.max_batch_size,
+        args.instance_kind,
+        args.force,
+    )
+    _print_table(Path(args.repo), [plan], len(plan.files))
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "repo",
+        help="render or extend a Triton model repository",
+        description="Write Triton model repositories (config.pbtxt + version directories) and "
+        "validate what was written.",
+    )
+    verbs = parser.add_subparsers(dest="repo_command", metavar="VERB", required=True)
+
+    render = verbs.add_parser(
+        "render",
+        help="render the manifest's models into DIR",
+        description="Render every model of the manifest into DIR, each with the first of its "
+        "runtimes that is in --runtimes. Deterministic: same input, byte-identical output.",
+    )
+    render.add_argument("--manifest", default="model_repo/models.yml", help="the model manifest")
+    render.add_argument("--out", required=True, metavar="DIR", help="the repository to write")
+    render.add_argument(
+        "--runtimes",
+        metavar="R1,R2",
+        help=f"runtimes the target Triton can serve (default: all: {','.join(RUNTIMES)})",
+    )
+    render.add_argument("--instance-kind", choices=tuple(INSTANCE_KINDS), default="cpu")
+    render.add_argument(
+        "--clean", action="store_true", help="remove directories of DIR the manifest does not make"
+    )
+    render.set_defaults(func=run_render)
+
+    add = verbs.add_parser(
+        "add",
+        help="add one ONNX model to a repository",
+        description="Add MODEL.onnx to DIR as DIR/NAME (config.pbtxt inferred from the graph).",
+    )
+    add.add_argument("onnx", metavar="MODEL.onnx")
+    add.add_argument("--name", required=True, help="model name (its directory)")
+    add.add_argument("--repo", required=True, metavar="DIR", help="the model repository")
+    add.add_argument("--runtime", choices=tuple(RUNTIMES), default="onnxruntime")
+    add.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=None,
+        help=f"0 = fixed batch (default: {DEFAULT_MAX_BATCH_SIZE} when the first dim is "
+        "dynamic, else 0)",
+    )
+    add.add_argument("--instance-kind", choices=tuple(INSTANCE_KINDS), default="cpu")
+    add.add_argument("--force", action="store_true", help="replace an existing DIR/NAME")
+    add.set_defaults(func=run_add)

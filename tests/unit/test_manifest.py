@@ -1,0 +1,218 @@
+"""model_repo/models.yml: structure, values and tensors inferred from the ONNX graph."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dltk.errors import DltkError
+from dltk.manifest import (
+    BatchRange,
+    DynamicBatching,
+    TensorSpec,
+    load_manifest,
+    parse_manifest,
+)
+
+WriteManifest = Callable[[str], Path]
+
+
+def test_project_manifest_declares_mnist_for_both_onnx_runtimes(repo_root: Path) -> None:
+    path = repo_root / "model_repo" / "models.yml"
+    manifest = load_manifest(path, read_onnx=False)
+    (mnist,) = manifest.models
+    assert mnist.name == "mnist"
+    assert mnist.export == "mnist"
+    assert mnist.onnx == path.parent / "../build/models/mnist.onnx"
+    assert mnist.samples == path.parent / "../build/models/mnist.samples.npz"
+    assert mnist.batch == BatchRange(1, 16, 64)
+    assert mnist.runtimes == ("onnxruntime", "python-onnxruntime")
+    assert mnist.dynamic_batching == DynamicBatching(100, ())
+    assert mnist.instances == 1
+
+
+def test_tensors_are_inferred_from_the_onnx_graph_without_the_batch_dim(
+    tiny_onnx: Path, write_manifest: WriteManifest, manifest_text: str
+) -> None:
+    manifest = load_manifest(write_manifest(manifest_text))
+    (mnist,) = manifest.models
+    assert mnist.onnx == tiny_onnx
+    assert mnist.inputs == (TensorSpec("input", "FLOAT", (1, 28, 28)),)
+    assert mnist.outputs == (TensorSpec("logits", "FLOAT", (10,)),)
+
+
+def test_fixed_batch_model_keeps_every_dim(
+    tmp_path: Path,
+    write_manifest: WriteManifest,
+    manifest_text: str,
+    build_onnx: Callable[..., Path],
+) -> None:
+    build_onnx(tmp_path / "models" / "mnist.onnx", batch=1)
+    text = manifest_text.replace("{min: 1, opt: 16, max: 64}", "{max: 0}").replace(
+        "    dynamic_batching: {max_queue_delay_microseconds: 100}\n", ""
+    )
+    (mnist,) = load_manifest(write_manifest(text)).models
+    assert mnist.batch == BatchRange(0, 0, 0)
+    assert mnist.dynamic_batching is None
+    assert mnist.inputs == (TensorSpec("input", "FLOAT", (1, 1, 28, 28)),)
+    assert mnist.outputs == (TensorSpec("logits", "FLOAT", (1, 10)),)
+
+
+def test_symbolic_non_batch_dims_become_minus_one(
+    tmp_path: Path,
+    write_manifest: WriteManifest,
+    manifest_text: str,
+    build_onnx: Callable[..., Path],
+) -> None:
+    build_onnx(tmp_path / "models" / "mnist.onnx", batch="N")
+    text = manifest_text.replace("{min: 1, opt: 16, max: 64}", "{max: 0}").replace(
+        "    dynamic_batching: {max_queue_delay_microseconds: 100}\n", ""
+    )
+    (mnist,) = load_manifest(write_manifest(text)).models
+    assert mnist.inputs[0].dims == (-1, 1, 28, 28)
+
+
+def test_batching_a_model_with_a_fixed_first_dim_is_refused(
+    tmp_path: Path,
+    write_manifest: WriteManifest,
+    manifest_text: str,
+    build_onnx: Callable[..., Path],
+) -> None:
+    build_onnx(tmp_path / "models" / "mnist.onnx", batch=1)
+    path = write_manifest(manifest_text)
+    with pytest.raises(DltkError) as exc:
+        load_manifest(path)
+    assert str(exc.value) == (
+        f"{path}: model 'mnist': batch.max is 64 but tensor 'input' has first dim 1; export it "
+        "with a dynamic batch axis or use max batch size 0 (batch: {max: 0})"
+    )
+
+
+def test_missing_onnx_names_the_model_the_path_and_the_export_command(
+    tmp_path: Path, write_manifest: WriteManifest, manifest_text: str
+) -> None:
+    path = write_manifest(manifest_text)
+    with pytest.raises(DltkError) as exc:
+        load_manifest(path)
+    assert str(exc.value) == (
+        f"{path}: model 'mnist': ONNX file {tmp_path / 'models/mnist.onnx'} does not exist; "
+        "run `dltk export --model mnist`"
+    )
+
+
+def test_missing_onnx_without_exporter_asks_to_fix_the_path(
+    tmp_path: Path, write_manifest: WriteManifest, manifest_text: str
+) -> None:
+    path = write_manifest(manifest_text.replace("    export: mnist\n", ""))
+    with pytest.raises(DltkError, match=r"does not exist; fix the `onnx:` path in the manifest$"):
+        load_manifest(path)
+
+
+def test_manifest_file_missing(tmp_path: Path) -> None:
+    with pytest.raises(DltkError, match=r"manifest .*nope.yml does not exist; pass --manifest"):
+        load_manifest(tmp_path / "nope.yml")
+
+
+# Each bad manifest -> the exact one-line error (after the `FILE:` prefix).
+BAD = {
+    "unknown runtime": (
+        lambda m: m.replace("[onnxruntime, python-onnxruntime]", "[onnxruntime, tensorrt-x]"),
+        "6:5: model 'mnist': unknown runtime 'tensorrt-x'; known runtimes: onnxruntime, "
+        "python-onnxruntime",
+    ),
+    "unknown model key": (
+        lambda m: m + "    precision: fp16\n",
+        "9:5: model 'mnist': unknown key 'precision'; known keys: name, onnx, export, samples, "
+        "batch, runtimes, dynamic_batching, instances",
+    ),
+    "unknown batch key": (
+        lambda m: m.replace("opt: 16", "optimal: 16"),
+        "5:21: model 'mnist' batch: unknown key 'optimal'; known keys: min, opt, max",
+    ),
+    "unknown top-level key": (
+        lambda m: "version: 2\n" + m,
+        "1:1: manifest: unknown key 'version'; known keys: models",
+    ),
+    "min above opt": (
+        lambda m: m.replace("min: 1", "min: 32"),
+        "5:12: model 'mnist' batch: need min <= opt <= max, got min=32 opt=16 max=64",
+    ),
+    "opt above max": (
+        lambda m: m.replace("opt: 16", "opt: 128"),
+        "5:12: model 'mnist' batch: need min <= opt <= max, got min=1 opt=128 max=64",
+    ),
+    "negative max": (
+        lambda m: m.replace("max: 64", "max: -1"),
+        "5:30: model 'mnist' batch: max must be >= 0, got -1",
+    ),
+    "max not an integer": (
+        lambda m: m.replace("max: 64", "max: many"),
+        "5:30: model 'mnist' batch: max must be an integer, got 'many'",
+    ),
+    "min with fixed batch": (
+        lambda m: m.replace("{min: 1, opt: 16, max: 64}", "{min: 1, max: 0}"),
+        "5:13: model 'mnist' batch: max is 0 (fixed-batch model), so min does not apply; remove it",
+    ),
+    "dynamic batching with fixed batch": (
+        lambda m: m.replace("{min: 1, opt: 16, max: 64}", "{max: 0}"),
+        "7:5: model 'mnist': dynamic_batching needs batch.max > 0; remove it for a fixed-batch "
+        "model",
+    ),
+    "preferred size above max": (
+        lambda m: m.replace(
+            "{max_queue_delay_microseconds: 100}", "{preferred_batch_size: [8, 65]}"
+        ),
+        "7:24: model 'mnist' dynamic_batching: preferred_batch_size must be a list of sizes in "
+        "1..64 (batch.max), got [8, 65]",
+    ),
+    "unknown dynamic batching key": (
+        lambda m: m.replace("max_queue_delay_microseconds", "max_queue_delay_us"),
+        "7:24: model 'mnist' dynamic_batching: unknown key 'max_queue_delay_us'; known keys: "
+        "max_queue_delay_microseconds, preferred_batch_size",
+    ),
+    "zero instances": (
+        lambda m: m.replace("instances: 1", "instances: 0"),
+        "8:5: model 'mnist': instances must be >= 1, got 0",
+    ),
+    "duplicate model names": (
+        lambda m: m + m.split("\n", 1)[1],
+        "9:5: duplicate model name 'mnist' (first at line 2); names must be unique",
+    ),
+    "duplicate yaml key": (
+        lambda m: m + "    instances: 2\n",
+        "9:5: duplicate key 'instances'",
+    ),
+    "missing required key": (
+        lambda m: m.replace("    runtimes: [onnxruntime, python-onnxruntime]\n", ""),
+        "2:5: model 'mnist': missing required key 'runtimes'",
+    ),
+    "bad name": (
+        lambda m: m.replace("name: mnist", "name: ../mnist"),
+        "2:5: models[0]: name must be a directory name, got '../mnist'",
+    ),
+    "empty models": (lambda m: "models: []\n", "1:1: `models:` must be a non-empty list"),
+    "invalid yaml": (
+        lambda m: "models: [\n",
+        "2:1: not valid YAML: expected the node content, but found '<stream end>'",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit, message", BAD.values(), ids=list(BAD))
+def test_bad_manifest_is_one_exact_error_with_its_position(
+    edit: Callable[[str], str], message: str, manifest_text: str
+) -> None:
+    path = Path("model_repo/models.yml")
+    with pytest.raises(DltkError) as exc:
+        parse_manifest(edit(manifest_text), path)
+    assert str(exc.value).startswith(f"{path}:{message}")
+    assert "\n" not in str(exc.value)
+
+
+def test_manifest_model_lookup_lists_known_names(manifest_text: str) -> None:
+    manifest = parse_manifest(manifest_text, Path("m.yml"))
+    assert manifest.model("mnist").name == "mnist"
+    with pytest.raises(DltkError, match=r"no model named 'resnet50'; the manifest has: mnist"):
+        manifest.model("resnet50")
