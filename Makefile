@@ -10,9 +10,7 @@ BIN       := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-MODELS_DIR := build/models
-
-.PHONY: help deps engine images venv models demo demo-down test lint unit integration molecule clean
+.PHONY: help deps engine images venv demo demo-down test lint unit integration molecule clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,10 +33,7 @@ $(VENV)/.stamp: pyproject.toml constraints.txt | deps
 images: engine venv ## base image, wheelhouse, triton-cpu, dltk toolkit and sandbox-host images
 	@scripts/build-images.sh
 
-models: venv ## ONNX models named in model_repo/models.yml (cached in build/models)
-	@test -f $(MODELS_DIR)/mnist.onnx || dltk export --model mnist --out $(MODELS_DIR)
-
-demo: images models ## deploy.yml on a sandbox host, then print the verifier's report
+demo: images ## deploy.yml on a sandbox host, then print the verifier's report
 	@scripts/sandbox.sh up
 	ansible-playbook deploy.yml -i inventory/sandbox.yml
 	@scripts/sandbox.sh report
@@ -56,11 +51,11 @@ lint: venv ## ansible-lint (production), yamllint, ruff, syntax-check
 unit: venv ## pytest unit tests (no server, no docker)
 	pytest -q tests/unit
 
-integration: venv models ## pytest against a real tritonserver and perf_analyzer
+integration: venv ## pytest against a real tritonserver and perf_analyzer
 	pytest -q tests/integration
 
-molecule: images models ## molecule default: the whole deploy.yml on a sandbox host
-	cd molecule/.. && molecule test -s default
+molecule: images ## molecule default: the whole deploy.yml on a sandbox host
+	molecule test -s default
 
 test: lint unit integration molecule ## everything CI runs
 

@@ -1,6 +1,6 @@
 """Print saved `dltk verify` JSON reports as the verifier's tables.
 
-    python -m dltk.report DIR_OR_FILE [...]
+python -m dltk.report DIR_OR_FILE [...]
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def print_report(report: dict, console: Console) -> None:
 def main(argv: list[str]) -> int:
     files = report_files(argv)
     if not files:
-        print("usage: python -m dltk.report DIR_OR_FILE [...] (no JSON report found)", file=sys.stderr)
+        print(
+            "usage: python -m dltk.report DIR_OR_FILE [...] (no JSON report found)", file=sys.stderr
+        )
         return 2
     console = Console()
     passed = True
