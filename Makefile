@@ -26,7 +26,8 @@ venv: $(VENV)/.stamp ## the project's Python venv with pinned dependencies
 $(VENV)/.stamp: pyproject.toml constraints.txt | deps
 	@echo "[venv] creating $(VENV) from $(SYSTEM_PY) with constraints.txt"
 	@test -x $(VENV)/bin/python || $(SYSTEM_PY) -m venv $(VENV)
-	@$(VENV)/bin/pip install -q -c constraints.txt -e '.[export,serve,dev]'
+	@$(VENV)/bin/pip install -q -c constraints.txt -e '.[export,serve,dev]' \
+	  2> >(grep -v "^WARNING: Location '" >&2)
 	@$(VENV)/bin/dltk --version >/dev/null
 	@touch $@
 

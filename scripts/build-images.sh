@@ -21,9 +21,12 @@ mkdir -p "$WHEELHOUSE"
 # The toolkit installs the dltk package: its runtime dependencies come from pyproject.toml.
 mapfile -t dltk_deps < <(.venv/bin/python -c \
   'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))')
-"$PIP" download -q -d "$WHEELHOUSE" --only-binary=:all: -c constraints.txt \
-  "${dltk_deps[@]}" -r images/dltk/requirements.txt -r images/triton-cpu/requirements.txt
-"$PIP" download -q -d "$WHEELHOUSE" --only-binary=:all: --no-deps -c constraints.txt nvidia-pytriton
+# (grep drops pip's notes about index locations this machine's pip config names but lacks)
+{
+  "$PIP" download -q -d "$WHEELHOUSE" --only-binary=:all: -c constraints.txt \
+    "${dltk_deps[@]}" -r images/dltk/requirements.txt -r images/triton-cpu/requirements.txt
+  "$PIP" download -q -d "$WHEELHOUSE" --only-binary=:all: --no-deps -c constraints.txt nvidia-pytriton
+} 2> >(grep -v "^WARNING: Location '" >&2)
 log "wheelhouse: $(ls "$WHEELHOUSE" | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
 
 build() {

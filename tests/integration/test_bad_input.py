@@ -13,7 +13,8 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from dltk.serve import BackgroundServer, free_port, is_ready
-from dltk.verify import TensorSpec, Triton, probe_bad_input
+from dltk.triton_client import Triton, probe_bad_input
+from dltk.verify_records import TensorSpec
 
 from .support import MODEL, Artifacts, run_dltk
 

@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from dltk.serve import BackgroundServer
-from dltk.verify import DEFAULT_ATOL
+from dltk.verify_records import DEFAULT_ATOL
 
 from .support import MODEL, Artifacts, run_dltk
 

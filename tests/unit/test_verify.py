@@ -12,7 +12,9 @@ import pytest
 
 from dltk.errors import DltkError
 from dltk.perf import ConcurrencyRange, PerfConfig, PerfResult, PerfRow
-from dltk.verify import (
+from dltk.verify import options_from_args
+from dltk.verify_data import load_samples
+from dltk.verify_records import (
     DEFAULT_ATOL,
     FAIL,
     PASS,
@@ -23,22 +25,18 @@ from dltk.verify import (
     VerifyOptions,
     accuracy,
     batches,
-    build_report,
     check_sample_shape,
-    checks_table,
     chunk_size,
     compare,
-    load_samples,
     model_info,
     normalize_url,
-    options_from_args,
     overall_exit_code,
     perf_check,
     perf_shapes,
     synthetic_inputs,
-    write_report,
     wrong_shape,
 )
+from dltk.verify_report import build_report, checks_table, write_report
 
 # Shapes of what tritonserver 2.51 answered for the rendered MNIST python-onnxruntime model.
 METADATA = {

@@ -1,0 +1,256 @@
+"""`dltk verify`'s records and pure helpers: check results, model info, shapes, comparisons."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dltk.errors import DltkError
+from dltk.perf import ConcurrencyRange, PerfResult
+
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+# Default tolerance for |triton - onnxruntime|. The python-onnxruntime runtime runs the same
+# CPU kernels and gives a max diff of 0.0; Triton's onnxruntime backend or a different batch
+# composition (dynamic batching) can change float32 summation order: ~1e-6 relative on
+# logits of magnitude ~10, i.e. ~1e-5 absolute. 1e-4 leaves 10x headroom over that and is still
+# far below any change that could flip a class. TF32/FP16 TensorRT engines need --atol 1e-2.
+DEFAULT_ATOL = 1e-4
+DEFAULT_MIN_ACCURACY = 0.9
+SYNTHETIC_BATCH = 8
+
+
+# --- records --------------------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    name: str
+    result: str  # PASS | FAIL | SKIP
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+    duration_ms: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return self.result == FAIL
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]  # as in metadata: batch dim (-1) included when max_batch_size > 0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    platform: str
+    backend: str
+    max_batch_size: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    versions: tuple[str, ...]
+    instance_groups: tuple[str, ...]
+    dynamic_batching: dict[str, Any] | None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "platform": self.platform,
+            "backend": self.backend,
+            "max_batch_size": self.max_batch_size,
+            "versions": list(self.versions),
+            "inputs": [asdict(t) for t in self.inputs],
+            "outputs": [asdict(t) for t in self.outputs],
+            "instance_groups": list(self.instance_groups),
+            "dynamic_batching": self.dynamic_batching,
+        }
+
+
+@dataclass(frozen=True)
+class Samples:
+    inputs: np.ndarray
+    labels: np.ndarray | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Diff:
+    max_abs: float
+    atol: float
+    argmax_agreement: float
+
+    @property
+    def ok(self) -> bool:
+        return math.isfinite(self.max_abs) and self.max_abs <= self.atol
+
+
+@dataclass(frozen=True)
+class BadInputProbe:
+    """What happened to a request with a wrong input shape, and to the server after it."""
+
+    sent_shape: tuple[int, ...]
+    rejected: bool
+    status: str
+    message: str
+    ready_after: bool
+    good_request_after: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.rejected and self.ready_after and self.good_request_after
+
+
+@dataclass
+class VerifyOptions:
+    url: str
+    model: str
+    grpc_url: str | None = None
+    onnx: Path | None = None
+    samples: Path | None = None
+    perf: bool = False
+    concurrency: ConcurrencyRange = field(default_factory=lambda: ConcurrencyRange(1, 4))
+    batch_size: int = 1
+    perf_protocol: str = "http"
+    perf_interval_ms: int = 1000
+    perf_max_trials: int = 5
+    perf_stability: float = 50.0
+    report: Path | None = None
+    timeout: float = 60.0
+    atol: float = DEFAULT_ATOL
+    min_accuracy: float = DEFAULT_MIN_ACCURACY
+
+
+# --- pure helpers ---------------------------------------------------------------------------
+
+
+def normalize_url(url: str) -> str:
+    """'http://host:port/' -> 'host:port' (tritonclient wants host:port); port required."""
+    bare = url.strip()
+    for scheme in ("http://", "https://", "grpc://"):
+        if bare.startswith(scheme):
+            bare = bare[len(scheme) :]
+    bare = bare.rstrip("/")
+    host, sep, port = bare.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise DltkError(f"URL {url!r} is not HOST:PORT, e.g. 127.0.0.1:8000")
+    return bare
+
+
+def model_info(metadata: dict[str, Any], config: dict[str, Any]) -> ModelInfo:
+    """Model metadata + config (HTTP JSON forms) -> ModelInfo."""
+
+    def specs(items: Sequence[dict[str, Any]]) -> tuple[TensorSpec, ...]:
+        return tuple(
+            TensorSpec(str(t["name"]), str(t["datatype"]), tuple(int(d) for d in t["shape"]))
+            for t in items
+        )
+
+    groups = tuple(
+        f"{g.get('count', 1)}x {g.get('kind', 'KIND_AUTO')}"
+        for g in config.get("instance_group", [])
+    )
+    return ModelInfo(
+        name=str(metadata.get("name", config.get("name", ""))),
+        platform=str(metadata.get("platform", "")),
+        backend=str(config.get("backend", "")),
+        max_batch_size=int(config.get("max_batch_size", 0)),
+        inputs=specs(metadata.get("inputs", [])),
+        outputs=specs(metadata.get("outputs", [])),
+        versions=tuple(str(v) for v in metadata.get("versions", [])),
+        instance_groups=groups,
+        dynamic_batching=config.get("dynamic_batching"),
+    )
+
+
+def chunk_size(info: ModelInfo, total: int) -> int:
+    """Largest request the model accepts: max_batch_size, or the fixed batch dim (0 models)."""
+    if info.max_batch_size > 0:
+        return min(info.max_batch_size, total)
+    first = info.inputs[0].shape[0] if info.inputs and info.inputs[0].shape else -1
+    return first if first > 0 else total
+
+
+def batches(array: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(array), max(size, 1)):
+        yield array[start : start + size]
+
+
+def check_sample_shape(spec: TensorSpec, sample_shape: tuple[int, ...], batched: bool) -> None:
+    """Samples [N, ...] must fit the model input (its -1 dims match anything)."""
+    model_dims = spec.shape[1:] if batched else spec.shape
+    got = sample_shape[1:] if batched else sample_shape
+    fits = len(model_dims) == len(got) and all(
+        m in (-1, g) for m, g in zip(model_dims, got, strict=True)
+    )
+    if not fits:
+        raise DltkError(
+            f"samples have shape {list(sample_shape)} but model input {spec.name!r} is "
+            f"{list(spec.shape)}; pass the samples exported with this model"
+        )
+
+
+def synthetic_inputs(spec: TensorSpec, batched: bool, dtype: np.dtype[Any]) -> np.ndarray:
+    """Deterministic random inputs (dynamic dims -> 1) when no --samples is given."""
+    dims = [d if d > 0 else 1 for d in (spec.shape[1:] if batched else spec.shape)]
+    shape = [SYNTHETIC_BATCH, *dims] if batched else dims
+    return np.random.default_rng(0).random(shape).astype(dtype)
+
+
+def compare(got: np.ndarray, ref: np.ndarray, atol: float) -> Diff:
+    if got.shape != ref.shape:
+        return Diff(max_abs=math.inf, atol=atol, argmax_agreement=0.0)
+    max_abs = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64)), initial=0.0))
+    agree = float(np.mean(got.argmax(-1) == ref.argmax(-1))) if got.ndim >= 1 and got.size else 1.0
+    return Diff(max_abs=max_abs, atol=atol, argmax_agreement=agree)
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    if len(logits) != len(labels) or len(labels) == 0:
+        raise DltkError(f"{len(logits)} outputs for {len(labels)} labels: samples are inconsistent")
+    return float(np.mean(logits.reshape(len(labels), -1).argmax(-1) == labels.reshape(-1)))
+
+
+def wrong_shape(good: tuple[int, ...], spec: TensorSpec, batched: bool) -> tuple[int, ...]:
+    """A shape the server must reject: a fixed dim + 1, or an extra dim when all are dynamic."""
+    model_dims = spec.shape[1:] if batched else spec.shape
+    offset = 1 if batched else 0
+    for i, dim in enumerate(model_dims):
+        if dim > 0:
+            bad = list(good)
+            bad[i + offset] = dim + 1
+            return tuple(bad)
+    return (*good, 1)
+
+
+def perf_shapes(spec: TensorSpec, sample_shape: tuple[int, ...], batched: bool) -> dict:
+    """--shape values for the dynamic (-1) dims of the input, taken from the samples."""
+    model_dims = spec.shape[1:] if batched else spec.shape
+    got = sample_shape[1:] if batched else sample_shape
+    if all(d > 0 for d in model_dims):
+        return {}
+    return {spec.name: tuple(int(g) for g in got)}
+
+
+def perf_check(result: PerfResult) -> Check:
+    rows = result.rows
+    ok = bool(rows) and all(r.throughput > 0 for r in rows)
+    best = max(rows, key=lambda r: r.throughput) if rows else None
+    detail = (
+        f"{len(rows)} levels, concurrency {result.config.concurrency}, batch "
+        f"{result.config.batch_size}: best {best.throughput:.0f} infer/s at concurrency "
+        f"{best.concurrency} (p99 {best.p99_ms:.2f} ms), {result.elapsed_s:.1f}s"
+        if best
+        else "no rows"
+    )
+    return Check("perf_analyzer", PASS if ok else FAIL, detail, {"rows": len(rows)})
+
+
+def overall_exit_code(checks: Sequence[Check]) -> int:
+    return 1 if any(c.failed for c in checks) else 0
