@@ -55,8 +55,10 @@ unit: venv ## pytest unit tests (no server, no docker)
 integration: venv ## pytest against a real tritonserver and perf_analyzer
 	pytest -q tests/integration
 
-molecule: images ## molecule default: the whole deploy.yml on a sandbox host
+molecule: images ## molecule scenarios: default (whole deploy.yml on a sandbox host) and one per role
 	molecule test -s default
+	molecule test -s docker_engine
+	molecule test -s nvidia_container_toolkit
 
 test: lint unit integration molecule ## everything CI runs
 

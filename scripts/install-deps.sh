@@ -8,6 +8,7 @@ PACKAGES=(
   libpython3.11    # the python backend stub of the local tritonserver links it
   libb64-0d        # perf_analyzer from tritonclient 2.51 links it
   debootstrap      # the Debian base image when no registry is reachable
+  gnupg            # signs the throwaway test apt mirrors of the molecule scenarios
 )
 
 missing=()
