@@ -10,7 +10,7 @@ BIN       := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help deps engine images venv demo demo-down test lint unit integration molecule clean
+.PHONY: help deps engine images venv demo bench profile demo-down test lint unit integration molecule clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ venv: $(VENV)/.stamp ## the project's Python venv with pinned dependencies
 $(VENV)/.stamp: pyproject.toml constraints.txt | deps
 	@echo "[venv] creating $(VENV) from $(SYSTEM_PY) with constraints.txt"
 	@test -x $(VENV)/bin/python || $(SYSTEM_PY) -m venv $(VENV)
-	@$(VENV)/bin/pip install -q -c constraints.txt -e '.[export,serve,dev]' \
+	@$(VENV)/bin/pip install -q -c constraints.txt -e '.[export,serve,dev,report]' \
 	  2> >(grep -v "^WARNING: Location '" >&2)
 	@$(VENV)/bin/dltk --version >/dev/null
 	@touch $@
@@ -38,6 +38,13 @@ demo: images ## deploy.yml on a sandbox host, then print the verifier's report
 	@scripts/sandbox.sh up
 	ansible-playbook deploy.yml -i inventory/sandbox.yml
 	@scripts/sandbox.sh report
+
+bench: venv ## dltk bench serving: in-process vs served, tuned vs default (127.0.0.1)
+	dltk bench serving --out build/bench-serving.json
+
+profile: images ## Nsight Systems + PyTorch profiler inside the DLTK image on the sandbox host
+	@scripts/sandbox.sh up
+	ansible-playbook playbooks/profile.yml -i inventory/sandbox.yml
 
 demo-down: ## remove the sandbox host and its containers
 	@scripts/sandbox.sh down
@@ -57,8 +64,13 @@ integration: venv ## pytest against a real tritonserver and perf_analyzer
 
 molecule: images ## molecule scenarios: default (whole deploy.yml on a sandbox host) and one per role
 	molecule test -s default
+	molecule test -s nvidia_driver
+	molecule test -s nvidia_driver_bad_input
+	molecule test -s nsight_systems
 	molecule test -s docker_engine
 	molecule test -s nvidia_container_toolkit
+	molecule test -s dltk_image
+	molecule test -s trt_engines
 
 test: lint unit integration molecule ## everything CI runs
 

@@ -42,5 +42,39 @@ build() {
   log "built $tag in $((SECONDS - start)) s"
 }
 build "$TRITON_CPU_IMAGE" images/triton-cpu/Dockerfile
-build "$TOOLKIT_IMAGE" images/dltk/Dockerfile
+
+# The DLTK toolkit image (CPU variant) builds from a staged context: its own files, the
+# wheelhouse and a second wheelhouse with torch and matplotlib (kept out of the shared one, which
+# the Triton image copies). roles/dltk_image lays out the same context on a host.
+TOOLS_WHEELHOUSE=build/wheelhouse-tools
+TOOLKIT_CONTEXT=build/toolkit-context
+log "tools wheelhouse $TOOLS_WHEELHOUSE (torch, matplotlib)"
+mkdir -p "$TOOLS_WHEELHOUSE"
+"$PIP" download -q -d "$TOOLS_WHEELHOUSE" --only-binary=:all: -c constraints.txt \
+  -r images/dltk/requirements-tools.txt 2> >(grep -v "^WARNING: Location '" >&2)
+# Wheels the shared wheelhouse already has are not needed twice.
+for wheel in "$TOOLS_WHEELHOUSE"/*.whl; do
+  if [ -e "$WHEELHOUSE/$(basename "$wheel")" ]; then rm -f "$wheel"; fi
+done
+# One deterministic archive of both wheelhouses (same files, same bytes): roles/dltk_image copies
+# it to a host as a single file and unpacks it into the build context.
+tar --sort=name --mtime='2020-01-01 00:00Z' --owner=0 --group=0 --numeric-owner \
+  -cf build/toolkit-wheels.tar -C build wheelhouse wheelhouse-tools
+rm -rf "$TOOLKIT_CONTEXT"
+mkdir -p "$TOOLKIT_CONTEXT/scripts"
+cp -l images/dltk/Dockerfile images/dltk/requirements*.txt constraints.txt pyproject.toml \
+  README.md "$TOOLKIT_CONTEXT/"
+cp -rl "$WHEELHOUSE" "$TOOLKIT_CONTEXT/wheelhouse"
+cp -rl "$TOOLS_WHEELHOUSE" "$TOOLKIT_CONTEXT/wheelhouse-tools"
+cp -r scripts/dltk "$TOOLKIT_CONTEXT/scripts/dltk"
+find "$TOOLKIT_CONTEXT" -name __pycache__ -prune -exec rm -rf {} +
+start=$SECONDS
+log "building $TOOLKIT_IMAGE from $TOOLKIT_CONTEXT (log: build/dltk.build.log)"
+if ! docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg DLTK_VARIANT=cpu \
+    -t "$TOOLKIT_IMAGE" "$TOOLKIT_CONTEXT" >build/dltk.build.log 2>&1; then
+  log "build of $TOOLKIT_IMAGE failed; last lines of build/dltk.build.log:"
+  tail -n 40 build/dltk.build.log >&2
+  exit 1
+fi
+log "built $TOOLKIT_IMAGE in $((SECONDS - start)) s"
 build "$SANDBOX_IMAGE" images/sandbox-host/Dockerfile

@@ -10,7 +10,7 @@ from dltk import __version__
 from dltk.errors import DltkError
 
 # Each module registers its sub-command with add_parser(subparsers) and sets `func`.
-COMMAND_MODULES = ("export", "repo", "validate", "serve", "verify")
+COMMAND_MODULES = ("export", "repo", "validate", "engines", "serve", "verify", "bench", "profile")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,7 @@
 """`dltk export`: train/build the known models and write checked ONNX files.
 
+Models: mnist (below) and resnet50 (export_resnet.py: ResNet in code, random or given weights).
+
 MNIST: a small CNN trained on real MNIST when the idx files can be downloaded, else on
 scikit-learn's bundled digits (1797 real 8x8 digits, resized to 28x28) - the normal case on
 machines without internet. Training is seeded and deterministic; the held-out accuracy must
@@ -59,6 +61,9 @@ class ExportOptions:
     epochs: int | None = None  # None: the dataset's default
     seed: int = 0
     dataset: str = "auto"  # auto: real MNIST when downloadable, else sklearn digits
+    depth: int = 50  # resnet50: ResNet depth (18 keeps CI fast)
+    weights: Path | None = None  # resnet50: a torchvision-style state dict; None = random
+    external_data: bool = False  # resnet50: weights in a .onnx.data side file
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class ExportResult:
     model: str
     onnx: str
     dataset: str
-    accuracy: float
+    accuracy: float | None  # None: no labelled data (random weights)
     max_abs_diff: float
     opset: int
     sha256: str
@@ -257,7 +262,7 @@ def onnxruntime_logits(path: Path, x: np.ndarray) -> np.ndarray:
     return session.run(["logits"], {"input": x})[0]
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -320,42 +325,60 @@ def export_mnist(opts: ExportOptions) -> ExportResult:
         train_size=int(len(data.y_train)),
         test_size=int(len(data.y_test)),
     )
-    samples = _npz_bytes(data.x_test[:SAMPLE_COUNT], data.y_test[:SAMPLE_COUNT])
-    _write_atomic(opts.out / "mnist.samples.npz", samples)
-    _write_atomic(opts.out / "mnist.json", (json.dumps(asdict(result), indent=2) + "\n").encode())
-    _write_atomic(opts.out / "mnist.onnx", onnx_bytes)  # last: its presence means "done"
+    samples = npz_bytes(data.x_test[:SAMPLE_COUNT], data.y_test[:SAMPLE_COUNT])
+    write_atomic(opts.out / "mnist.samples.npz", samples)
+    write_atomic(opts.out / "mnist.json", (json.dumps(asdict(result), indent=2) + "\n").encode())
+    write_atomic(opts.out / "mnist.onnx", onnx_bytes)  # last: its presence means "done"
     return result
 
 
-def _npz_bytes(inputs: np.ndarray, labels: np.ndarray) -> bytes:
+def npz_bytes(inputs: np.ndarray, labels: np.ndarray | None) -> bytes:
+    """The samples file: `inputs` float32 and, when known, `labels` int64."""
     import io
 
     buffer = io.BytesIO()
-    np.savez(
-        buffer, inputs=np.ascontiguousarray(inputs, np.float32), labels=labels.astype(np.int64)
-    )
+    arrays = {"inputs": np.ascontiguousarray(inputs, np.float32)}
+    if labels is not None:
+        arrays["labels"] = labels.astype(np.int64)
+    np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 
-# Every known exporter; `--model all` runs them in this order. resnet50 goes here later.
+def _export_resnet(opts: ExportOptions) -> ExportResult:
+    from dltk.export_resnet import export_resnet  # lazy: its own module
+
+    return export_resnet(opts)
+
+
+# Every known exporter; `--model all` runs them in this order.
 EXPORTERS: dict[str, Callable[[ExportOptions], ExportResult]] = {
     "mnist": export_mnist,
+    "resnet50": _export_resnet,
 }
 
 
 def run(args: argparse.Namespace) -> int:
     names = list(EXPORTERS) if args.model == "all" else [args.model]
     opts = ExportOptions(
-        out=Path(args.out), epochs=args.epochs, seed=args.seed, dataset=args.dataset
+        out=Path(args.out),
+        epochs=args.epochs,
+        seed=args.seed,
+        dataset=args.dataset,
+        depth=args.depth,
+        weights=Path(args.weights) if args.weights else None,
+        external_data=args.external_data,
     )
     if opts.epochs is not None and opts.epochs < 1:
         raise DltkError(f"--epochs must be >= 1, got {opts.epochs}")
+    if opts.weights is not None and not opts.weights.is_file():
+        raise DltkError(f"--weights {opts.weights} does not exist")
     for name in names:
         started = time.monotonic()
         result = EXPORTERS[name](opts)
+        accuracy = "n/a" if result.accuracy is None else f"{result.accuracy:.4f}"
         console.print(
             f"[green]exported[/] {name}: {opts.out / result.onnx} (dataset {result.dataset}, "
-            f"accuracy {result.accuracy:.4f}, max diff {result.max_abs_diff:.2e}, "
+            f"accuracy {accuracy}, max diff {result.max_abs_diff:.2e}, "
             f"{time.monotonic() - started:.1f} s)"
         )
     return 0
@@ -385,5 +408,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=DATASETS,
         default="auto",
         help="auto: real MNIST when downloadable, else sklearn digits (default: auto)",
+    )
+    parser.add_argument(
+        "--depth",
+        type=int,
+        default=50,
+        help="resnet50: ResNet depth 18/34/50/101/152 (default 50; other depths write "
+        "resnet<depth>.onnx)",
+    )
+    parser.add_argument(
+        "--weights", help="resnet50: torchvision-style state dict (default: random weights)"
+    )
+    parser.add_argument(
+        "--external-data",
+        action="store_true",
+        help="resnet50: write the weights to a .onnx.data side file next to the model",
     )
     parser.set_defaults(func=run)

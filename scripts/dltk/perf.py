@@ -117,6 +117,9 @@ class PerfConfig:
     max_trials: int = 5
     stability_percentage: float = 10.0
     shared_memory: bool = False
+    # Asynchronous client (fewer threads for the same concurrency) and its thread cap.
+    async_mode: bool = False
+    max_threads: int | None = None
 
     def check(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -133,6 +136,10 @@ class PerfConfig:
             raise DltkError(f"max trials {self.max_trials} must be between 3 and {MAX_TRIALS}")
         if self.stability_percentage <= 0:
             raise DltkError("stability percentage must be > 0")
+        if self.max_threads is not None and not 1 <= self.max_threads <= MAX_CONCURRENCY:
+            raise DltkError(
+                f"client threads {self.max_threads} must be between 1 and {MAX_CONCURRENCY}"
+            )
 
     @property
     def time_budget_s(self) -> float:
@@ -172,6 +179,10 @@ def build_command(binary: Path | str, cfg: PerfConfig, csv_path: Path) -> list[s
         cmd += ["--shape", f"{name}:{','.join(str(d) for d in dims)}"]
     if cfg.shared_memory:
         cmd += ["--shared-memory", "system"]
+    if cfg.async_mode:
+        cmd.append("--async")
+    if cfg.max_threads is not None:
+        cmd += ["--max-threads", str(cfg.max_threads)]
     return cmd
 
 
@@ -248,6 +259,7 @@ class PerfResult:
     command: list[str]
     rows: list[PerfRow]
     elapsed_s: float
+    csv: str = ""  # perf_analyzer's CSV as written
 
 
 def timeout_for(cfg: PerfConfig) -> float:
@@ -297,9 +309,16 @@ def run_perf(
             )
         if not csv_path.exists():
             raise DltkError(f"perf_analyzer wrote no CSV: {last_error_line(output)}")
-        rows = parse_csv(csv_path.read_text())
-    return PerfResult(config=cfg, command=cmd, rows=rows, elapsed_s=elapsed)
+        text = csv_path.read_text()
+        rows = parse_csv(text)
+    return PerfResult(config=cfg, command=cmd, rows=rows, elapsed_s=elapsed, csv=text)
 
 
 def format_command(cmd: Sequence[str]) -> str:
     return " ".join(cmd)
+
+
+def best_row(rows: Sequence[PerfRow], max_p99_ms: float | None = None) -> PerfRow | None:
+    """The highest-throughput row, among those within `max_p99_ms` when given (pure)."""
+    within = [r for r in rows if max_p99_ms is None or r.p99_ms <= max_p99_ms]
+    return max(within, key=lambda r: r.throughput) if within else None

@@ -1,11 +1,15 @@
 """`dltk repo render` / `dltk repo add`: write a Triton model repository, then validate it.
 
-render: for each manifest model, the first of its runtimes that is in `--runtimes` is
+render: for each manifest model, the first of its ONNX runtimes that is in `--runtimes` is
 deployed under the model's name: `<out>/<name>/config.pbtxt`, `<out>/<name>/1/model.onnx`
-and, for python-onnxruntime, `<out>/<name>/1/model.py`. The output is byte-identical across
-runs (files are only rewritten when their bytes change; modes are fixed), so Ansible's copy is
-idempotent. Directories in `<out>` that the manifest does not produce are refused unless
-`--clean` removes them; everything is checked before anything is written.
+(with its `.onnx.data` side files under their own names) and, for python-onnxruntime,
+`<out>/<name>/1/model.py`. With `--engines` (TensorRT engines built on the host) each engine
+gets `<out>/<name>_trt_<precision>/config.pbtxt`; the plan files are copied into its `1/` on
+the host. Each pipeline gets a BLS model `<out>/<pipeline>/` that calls the best of them.
+The output is byte-identical across runs (files are only rewritten when their bytes change;
+modes are fixed), so Ansible's copy is idempotent. Directories in `<out>` that the manifest
+does not produce are refused unless `--clean` removes them; everything is checked before
+anything is written.
 add: the same for one ONNX file without a manifest.
 """
 
@@ -16,15 +20,15 @@ import filecmp
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from dltk.config import INSTANCE_KINDS, render_config, triton_dtype
+from dltk.config import INSTANCE_KINDS, triton_dtype
 from dltk.errors import DltkError
 from dltk.manifest import (
+    ONNX_RUNTIMES,
     RUNTIMES,
     BatchRange,
     DynamicBatching,
@@ -33,62 +37,29 @@ from dltk.manifest import (
     load_manifest,
     with_tensors,
 )
+from dltk.repo_load import add_verb as add_load_verb
+from dltk.repo_plan import (
+    BLS_MODEL,
+    PYTHON_MODEL,
+    VERSION,
+    Content,
+    EngineRef,
+    PlannedModel,
+    parse_engines,
+    parse_runtimes,
+    plan_model,
+    plan_repo,
+)
 from dltk.validate import validate_repo
 
-VERSION = "1"
-PYTHON_MODEL = Path(__file__).parent / "python_models" / "onnxruntime_model.py"
+__all__ = ["BLS_MODEL", "PYTHON_MODEL", "VERSION", "add_model", "parse_runtimes", "render_repo"]
+
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_QUEUE_DELAY_US = 100
 
 console = Console()
-
-
-@dataclass(frozen=True)
-class PlannedModel:
-    """One model directory to write: relative path -> bytes, or a file to copy."""
-
-    model: ModelSpec
-    runtime: str
-    files: dict[str, bytes | Path]
-
-
-def plan_model(model: ModelSpec, runtime: str, instance_kind: str) -> PlannedModel:
-    """What `<out>/<model.name>/` must contain (pure: files to copy are named by path)."""
-    files: dict[str, bytes | Path] = {
-        "config.pbtxt": render_config(model, runtime, instance_kind).encode(),
-        f"{VERSION}/model.onnx": model.onnx,
-    }
-    if RUNTIMES[runtime].backend == "python":
-        files[f"{VERSION}/model.py"] = PYTHON_MODEL
-    return PlannedModel(model, runtime, files)
-
-
-def parse_runtimes(text: str | None) -> tuple[str, ...]:
-    if text is None:
-        return tuple(RUNTIMES)
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if not names:
-        raise DltkError(f"--runtimes is empty; use some of: {', '.join(RUNTIMES)}")
-    for name in names:
-        if name not in RUNTIMES:
-            raise DltkError(
-                f"--runtimes: unknown runtime {name!r}; known runtimes: {', '.join(RUNTIMES)}"
-            )
-    return names
-
-
-def choose_runtime(model: ModelSpec, allowed: tuple[str, ...]) -> str:
-    """The first of the model's runtimes that the target can serve."""
-    for runtime in model.runtimes:
-        if runtime in allowed:
-            return runtime
-    raise DltkError(
-        f"model {model.name!r} can run on {', '.join(model.runtimes)} but --runtimes allows "
-        f"only {', '.join(allowed)}; add one of the model's runtimes to --runtimes or to the "
-        "manifest"
-    )
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -130,13 +101,20 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def sync_model_dir(target: Path, files: dict[str, bytes | Path]) -> int:
+def sync_model_dir(target: Path, files: dict[str, Content]) -> int:
     """Make `target` contain exactly `files`; returns how many files changed or went away."""
     changed = 0
     target.mkdir(parents=True, exist_ok=True)
     for rel, content in sorted(files.items()):
-        changed += _write_file(target / rel, content)
+        if content is None:
+            changed += not (target / rel).is_dir()
+            (target / rel).mkdir(parents=True, exist_ok=True)
+        else:
+            changed += _write_file(target / rel, content)
     wanted_dirs = {target} | {(target / rel).parent for rel in files}
+    wanted_dirs |= {target / rel for rel, content in files.items() if content is None}
+    for rel in list(files):
+        wanted_dirs |= set((target / rel).parents) - set(target.parents)
     for dirpath, dirnames, filenames in os.walk(target, topdown=True):
         here = Path(dirpath)
         os.chmod(here, DIR_MODE)
@@ -158,8 +136,10 @@ def foreign_dirs(out: Path, names: set[str]) -> list[Path]:
     return sorted(p for p in out.iterdir() if p.is_dir() and p.name not in names)
 
 
-def _validate_written(out: Path, only: set[str] | None = None) -> None:
-    problems = validate_repo(out)
+def _validate_written(
+    out: Path, only: set[str] | None = None, plans_on_host: frozenset[str] = frozenset()
+) -> None:
+    problems = validate_repo(out, plans_on_host=plans_on_host)
     if only is not None:
         problems = [p for p in problems if set(p.file.relative_to(out).parts[:1]) & only]
     if problems:
@@ -186,14 +166,17 @@ def _print_table(out: Path, planned: list[PlannedModel], changed: int) -> None:
     table.add_column("outputs")
     for plan in planned:
         m = plan.model
-        table.add_row(
-            m.name,
-            plan.runtime,
-            str(m.batch.max),
-            str(m.instances),
-            _tensor_text(m.inputs),
-            _tensor_text(m.outputs),
-        )
+        if plan.runtime in ONNX_RUNTIMES:
+            table.add_row(
+                plan.name,
+                plan.runtime,
+                str(m.batch.max),
+                str(m.instances),
+                _tensor_text(m.inputs),
+                _tensor_text(m.outputs),
+            )
+        else:
+            table.add_row(plan.name, plan.runtime, str(m.batch.max), "", plan.detail, "")
     console.print(table)
     console.print(f"{changed} file(s) changed; repository validated", soft_wrap=True)
 
@@ -204,11 +187,12 @@ def render_repo(
     runtimes: tuple[str, ...],
     instance_kind: str = "cpu",
     clean: bool = False,
+    engines: tuple[EngineRef, ...] = (),
 ) -> tuple[list[PlannedModel], int]:
     """Render the manifest into `out`; returns the plan and how many files changed."""
     manifest = load_manifest(manifest_path)
-    planned = [plan_model(m, choose_runtime(m, runtimes), instance_kind) for m in manifest.models]
-    strangers = foreign_dirs(out, {p.model.name for p in planned})
+    planned = plan_repo(manifest, runtimes, instance_kind, engines)
+    strangers = foreign_dirs(out, {p.name for p in planned})
     if strangers and not clean:
         listed = ", ".join(p.name for p in strangers)
         raise DltkError(
@@ -221,8 +205,10 @@ def render_repo(
         shutil.rmtree(stranger)
         changed += 1
     for plan in planned:
-        changed += sync_model_dir(out / plan.model.name, plan.files)
-    _validate_written(out)
+        changed += sync_model_dir(out / plan.name, plan.files)
+    _validate_written(
+        out, plans_on_host=frozenset(p.name for p in planned if p.runtime == "tensorrt")
+    )
     return planned, changed
 
 
@@ -236,8 +222,8 @@ def add_model(
     force: bool = False,
 ) -> PlannedModel:
     """Add one ONNX model to `repo` as `<repo>/<name>/` (no manifest)."""
-    if runtime not in RUNTIMES:
-        raise DltkError(f"unknown runtime {runtime!r}; known runtimes: {', '.join(RUNTIMES)}")
+    if runtime not in ONNX_RUNTIMES:
+        raise DltkError(f"unknown runtime {runtime!r}; known runtimes: {', '.join(ONNX_RUNTIMES)}")
     if not name or "/" in name or name.startswith("."):
         raise DltkError(f"--name {name!r} is not a valid model directory name")
     if max_batch_size is not None and max_batch_size < 0:
@@ -273,7 +259,12 @@ def _default_max_batch_size(onnx: Path, name: str) -> int:
 def run_render(args: argparse.Namespace) -> int:
     out = Path(args.out)
     planned, changed = render_repo(
-        Path(args.manifest), out, parse_runtimes(args.runtimes), args.instance_kind, args.clean
+        Path(args.manifest),
+        out,
+        parse_runtimes(args.runtimes),
+        args.instance_kind,
+        args.clean,
+        parse_engines(args.engines),
     )
     _print_table(out, planned, changed)
     return 0
@@ -300,8 +291,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "repo",
         help="render or extend a Triton model repository",
-        description="Write Triton model repositories (config.pbtxt + version directories) and "
-        "validate what was written.",
+        description="Write Triton model repositories (config.pbtxt + version directories), "
+        "validate what was written, load changed models into a running server.",
     )
     verbs = parser.add_subparsers(dest="repo_command", metavar="VERB", required=True)
 
@@ -322,6 +313,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument(
         "--clean", action="store_true", help="remove directories of DIR the manifest does not make"
     )
+    render.add_argument(
+        "--engines",
+        metavar="JSON|@FILE",
+        help="TensorRT engines built on the host: a JSON list of {model, precision, cc} (or "
+        "`dltk engines plan --json` output); each gets a <model>_trt_<precision> model",
+    )
     render.set_defaults(func=run_render)
 
     add = verbs.add_parser(
@@ -332,7 +329,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("onnx", metavar="MODEL.onnx")
     add.add_argument("--name", required=True, help="model name (its directory)")
     add.add_argument("--repo", required=True, metavar="DIR", help="the model repository")
-    add.add_argument("--runtime", choices=tuple(RUNTIMES), default="onnxruntime")
+    add.add_argument("--runtime", choices=ONNX_RUNTIMES, default="onnxruntime")
     add.add_argument(
         "--max-batch-size",
         type=int,
@@ -343,3 +340,4 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--instance-kind", choices=tuple(INSTANCE_KINDS), default="cpu")
     add.add_argument("--force", action="store_true", help="replace an existing DIR/NAME")
     add.set_defaults(func=run_add)
+    add_load_verb(verbs)  # `dltk repo load` (repo_load.py)

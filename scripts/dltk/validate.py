@@ -11,6 +11,7 @@ unique because each `name` must equal its directory's name.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,10 @@ from tritonclient.grpc import model_config_pb2
 
 from dltk.config import ONNX_TO_TRITON
 from dltk.errors import DltkError
-from dltk.manifest import TensorSpec, read_onnx_tensors
+from dltk.onnx_graph import TensorSpec, external_data_files, read_onnx_tensors
+from dltk.pbtxt_locations import FieldPath, field_locations
+
+__all__ = ["Problem", "field_locations", "validate_repo", "check_config"]
 
 # Default model file per platform/backend (Triton's names; default_model_filename overrides).
 MODEL_FILES = {
@@ -42,9 +46,6 @@ NO_MODEL_FILE = {"ensemble"}
 # python-onnxruntime model feeds the ONNX graph with the config's names).
 ONNX_KINDS = {"onnxruntime_onnx", "onnxruntime", "python"}
 
-Location = tuple[int, int]
-FieldPath = tuple[str | int, ...]
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -62,59 +63,6 @@ class Problem:
             if self.column is not None:
                 where += f":{self.column}"
         return f"{where}: {self.message}"
-
-
-def field_locations(text: str) -> dict[FieldPath, Location]:
-    """Where each field of a protobuf text message starts, keyed by its path.
-
-    Paths look like ("input", 0, "dims", 2); singular fields have index 0. Only called on text
-    that parsed, so the grammar is known to be valid; on surprise, what was found is returned.
-    """
-    tok = text_format.Tokenizer(text.splitlines())
-    found: dict[FieldPath, Location] = {}
-
-    def here() -> Location:
-        return tok._line + 1, tok._column + 1  # no public accessor
-
-    def value(path: FieldPath) -> None:
-        if tok.token in ("{", "<"):
-            end = "}" if tok.token == "{" else ">"
-            tok.NextToken()
-            message(path, end)
-            tok.NextToken()
-        else:
-            tok.NextToken()
-            while tok.token[:1] in ("'", '"'):  # adjacent strings concatenate
-                tok.NextToken()
-
-    def message(path: FieldPath, end: str | None) -> None:
-        counts: dict[str, int] = {}
-        while not tok.AtEnd() and tok.token != end:
-            name, where = tok.token, here()
-            tok.NextToken()
-            tok.TryConsume(":")
-            if tok.token == "[":
-                tok.NextToken()
-                while tok.token != "]":
-                    index = counts.get(name, 0)
-                    counts[name] = index + 1
-                    found[(*path, name, index)] = here()
-                    value((*path, name, index))
-                    tok.TryConsume(",")
-                tok.NextToken()
-            else:
-                index = counts.get(name, 0)
-                counts[name] = index + 1
-                found[(*path, name, index)] = where
-                value((*path, name, index))
-            if not tok.TryConsume(","):
-                tok.TryConsume(";")
-
-    try:
-        message((), None)
-    except Exception:  # best effort: positions are a courtesy
-        pass
-    return found
 
 
 class _Checker:
@@ -176,8 +124,14 @@ def _parse_problem(file: Path, text: str, exc: text_format.ParseError) -> Proble
     return Problem(file, message, line, exc.GetColumn())
 
 
-def check_config(file: Path, text: str, model_dir: Path) -> list[Problem]:
-    """All problems of one config.pbtxt (`text`) of the model in `model_dir`."""
+def check_config(
+    file: Path, text: str, model_dir: Path, plans_on_host: bool = False
+) -> list[Problem]:
+    """All problems of one config.pbtxt (`text`) of the model in `model_dir`.
+
+    `plans_on_host`: a TensorRT model whose plan files are copied in later (on the GPU host),
+    so their absence is not a problem here.
+    """
     config = model_config_pb2.ModelConfig()
     try:
         text_format.Parse(text, config)
@@ -224,9 +178,26 @@ def check_config(file: Path, text: str, model_dir: Path) -> list[Problem]:
                 f"instance_group count is {group.count}; it must be >= 1",
             )
 
-    check.problems.extend(_check_versions(file, config, model_dir))
+    _check_cc_model_filenames(check, config)
+    if not plans_on_host:
+        check.problems.extend(_check_versions(file, config, model_dir))
     _check_against_onnx(check, config, model_dir)
     return check.problems
+
+
+def _check_cc_model_filenames(check: _Checker, config: model_config_pb2.ModelConfig) -> None:
+    for cc, filename in sorted(config.cc_model_filenames.items()):
+        if not re.fullmatch(r"\d{1,2}\.\d", cc):
+            check.add(
+                ("cc_model_filenames",),
+                f"cc_model_filenames key {cc!r} is not a compute capability like 8.6",
+            )
+        if not filename or "/" in filename or filename.startswith("."):
+            check.add(
+                ("cc_model_filenames",),
+                f"cc_model_filenames[{cc!r}] = {filename!r} must be a file name in the version "
+                "directory",
+            )
 
 
 def _check_against_onnx(
@@ -245,6 +216,7 @@ def _check_against_onnx(
         return
     try:
         onnx_inputs, onnx_outputs = read_onnx_tensors(onnx_file)
+        external_data_files(onnx_file)
     except DltkError as exc:
         check.problems.append(Problem(onnx_file, str(exc).split(": ", 1)[-1]))
         return
@@ -332,6 +304,17 @@ def _check_versions(
         return [Problem(model_dir, "no numeric version directory (e.g. 1/) with the model file")]
     if kind in NO_MODEL_FILE:
         return []
+    if config.cc_model_filenames:  # one file per GPU generation: at least one must be there
+        names = sorted(set(config.cc_model_filenames.values()))
+        return [
+            Problem(
+                version,
+                f"none of the cc_model_filenames ({', '.join(names)}) is here; build the "
+                "engines on the GPU host (trt_engines role) and copy them in",
+            )
+            for version in versions
+            if not any((version / name).exists() for name in names)
+        ]
     wanted = config.default_model_filename or MODEL_FILES.get(kind)
     if wanted is None:  # a custom backend: its file name is its own business
         return []
@@ -348,8 +331,11 @@ def _model_dirs(repo: Path) -> Iterator[Path]:
             yield entry
 
 
-def validate_repo(path: Path) -> list[Problem]:
-    """Every problem of the model repository at `path` (empty list = valid)."""
+def validate_repo(path: Path, plans_on_host: frozenset[str] = frozenset()) -> list[Problem]:
+    """Every problem of the model repository at `path` (empty list = valid).
+
+    `plans_on_host`: names of TensorRT models whose plan files are placed on the GPU host.
+    """
     repo = Path(path)
     if not repo.is_dir():
         raise DltkError(
@@ -369,7 +355,7 @@ def validate_repo(path: Path) -> list[Problem]:
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(config_file, f"cannot read: {exc}"))
             continue
-        problems.extend(check_config(config_file, text, model_dir))
+        problems.extend(check_config(config_file, text, model_dir, model_dir.name in plans_on_host))
     return problems
 
 

@@ -15,19 +15,18 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 
 from dltk.errors import DltkError
-from dltk.perf import PerfConfig, PerfResult, parse_concurrency_range, run_perf, timeout_for
+from dltk.metrics import ModelMetrics
+from dltk.perf import PerfConfig, PerfResult, run_perf, timeout_for
 from dltk.triton_client import Triton, _server_message, infer_all, probe_bad_input, wait_until
 from dltk.verify_data import load_samples, onnxruntime_outputs
+from dltk.verify_perf import metrics_check, perf_errors, scrape_model, slo_check
 from dltk.verify_records import (
-    DEFAULT_ATOL,
-    DEFAULT_MIN_ACCURACY,
     FAIL,
     PASS,
     SKIP,
@@ -42,13 +41,19 @@ from dltk.verify_records import (
     chunk_size,
     compare,
     model_info,
-    normalize_url,
     overall_exit_code,
     perf_check,
     perf_shapes,
     synthetic_inputs,
 )
-from dltk.verify_report import build_report, checks_table, perf_table, utc_now, write_report
+from dltk.verify_report import (
+    build_report,
+    checks_table,
+    failure_line,
+    perf_table,
+    utc_now,
+    write_report,
+)
 
 console = Console()
 
@@ -63,6 +68,9 @@ class Verifier:
         self.server: dict[str, Any] = {}
         self.info: ModelInfo | None = None
         self.perf: PerfResult | None = None
+        self.perf_failed = False
+        self.metrics: dict[str, ModelMetrics] = {}  # scrapes: start, before_perf, after_perf
+        self.metrics_error: str | None = None
         self.started_at = utc_now()
 
     def add(self, check: Check, started: float) -> Check:
@@ -72,15 +80,62 @@ class Verifier:
 
     def report(self) -> dict[str, Any]:
         return build_report(
-            self.opts, self.checks, self.started_at, self.server, self.info, self.perf
+            self.opts,
+            self.checks,
+            self.started_at,
+            self.server,
+            self.info,
+            self.perf,
+            self.metric_deltas(),
         )
+
+    def _perf_csv(self) -> str:
+        return self.perf.csv if self.perf else ""
+
+    def scrape(self, label: str) -> None:
+        """Remember the model's counters now; the first failure is reported by `metrics`."""
+        if not self.opts.metrics_url or self.metrics_error:
+            return
+        try:
+            self.metrics[label] = scrape_model(self.opts.metrics_url, self.opts.model, 10.0)
+        except DltkError as exc:
+            self.metrics_error = str(exc)
+
+    def metric_deltas(self) -> dict[str, ModelMetrics]:
+        m = self.metrics
+        deltas: dict[str, ModelMetrics] = {}
+        if "start" in m and "end" in m:
+            deltas["verify"] = m["end"].minus(m["start"])
+        if "before_perf" in m and "after_perf" in m:
+            deltas["perf"] = m["after_perf"].minus(m["before_perf"])
+        return deltas
 
     def fatal(self, check: Check, started: float) -> DltkError:
         """A failed prerequisite: record it, write the report, stop with one line."""
         self.add(check, started)
         if self.opts.report:
-            write_report(self.opts.report, self.report())
+            write_report(self.opts.report, self.report(), self._perf_csv())
         return DltkError(f"{check.name}: {check.detail}")
+
+    def _measure_checks(self) -> None:
+        """Counters over the whole run and the sweep, then the SLO gates."""
+        t = time.monotonic()
+        self.scrape("end")
+        deltas = self.metric_deltas()
+        rows = self.perf.rows if self.perf else None
+        self.add(
+            metrics_check(
+                self.opts.model,
+                deltas.get("verify"),
+                deltas.get("perf"),
+                rows,
+                self.metrics_error,
+            ),
+            t,
+        )
+        t = time.monotonic()
+        errors = perf_errors(deltas.get("perf"), self.perf_failed) if self.opts.perf else None
+        self.add(slo_check(self.opts.slo, rows, errors), t)
 
     def run(self) -> int:
         opts = self.opts
@@ -93,6 +148,7 @@ class Verifier:
             self._bad_input_check(triton, spec, batched, samples)
             if opts.perf:
                 self._perf_check(spec, batched, samples)
+            self._measure_checks()
         finally:
             triton.close()
         console.print(checks_table(self.checks))
@@ -106,14 +162,13 @@ class Verifier:
                 )
             )
         if opts.report:
-            write_report(opts.report, self.report())
-            console.print(f"report: {opts.report}")
+            for path in write_report(opts.report, self.report(), self._perf_csv()):
+                console.print(f"report: {path}", soft_wrap=True)
         code = overall_exit_code(self.checks)
-        failed = [c.name for c in self.checks if c.failed]
+        # The last line is what the play shows when it fails: keep it one unwrapped line.
         console.print(
-            "[green]all checks passed[/]"
-            if code == 0
-            else f"[bold red]failed:[/] {', '.join(failed)}"
+            "[green]all checks passed[/]" if code == 0 else failure_line(self.checks),
+            soft_wrap=True,
         )
         return code
 
@@ -129,6 +184,7 @@ class Verifier:
             "version": meta.get("version"),
             "extensions": meta.get("extensions", []),
         }
+        self.scrape("start")
         self.add(
             Check(
                 "server live",
@@ -407,122 +463,29 @@ class Verifier:
             measurement_interval_ms=opts.perf_interval_ms,
             max_trials=opts.perf_max_trials,
             stability_percentage=opts.perf_stability,
+            shared_memory=opts.perf_shared_memory,
+            async_mode=opts.perf_async,
+            max_threads=opts.perf_threads,
         )
         install = find_perf_analyzer()
         budget = timeout_for(cfg)
+        self.scrape("before_perf")
         with console.status(
             f"perf_analyzer concurrency {cfg.concurrency}, batch {cfg.batch_size} (≤ {budget:.0f}s)"
         ):
             try:
                 self.perf = run_perf(install.binary, cfg, install.env(), timeout_s=budget)
             except DltkError as exc:
+                self.perf_failed = True
                 self.add(Check("perf_analyzer", FAIL, str(exc)), t)
                 return
+            finally:
+                self.scrape("after_perf")
         self.add(perf_check(self.perf), t)
 
 
-# --- CLI ------------------------------------------------------------------------------------
-
-
-def options_from_args(args: argparse.Namespace) -> VerifyOptions:
-    for flag, path in (("--onnx", args.onnx), ("--samples", args.samples)):
-        if path is not None and not Path(path).is_file():
-            raise DltkError(f"{flag} {path}: no such file; run `dltk export` first")
-    if args.timeout <= 0:
-        raise DltkError("--timeout must be > 0 seconds")
-    if not 0.0 <= args.min_accuracy <= 1.0:
-        raise DltkError("--min-accuracy must be between 0 and 1")
-    if args.batch_size < 1:
-        raise DltkError("--batch-size must be >= 1")
-    if args.perf_protocol == "grpc" and not args.grpc_url:
-        raise DltkError("--perf-protocol grpc needs --grpc-url HOST:PORT")
-    return VerifyOptions(
-        url=normalize_url(args.url),
-        grpc_url=normalize_url(args.grpc_url) if args.grpc_url else None,
-        model=args.model,
-        onnx=Path(args.onnx) if args.onnx else None,
-        samples=Path(args.samples) if args.samples else None,
-        perf=args.perf,
-        concurrency=parse_concurrency_range(args.concurrency),
-        batch_size=args.batch_size,
-        perf_protocol=args.perf_protocol,
-        perf_interval_ms=args.perf_interval_ms,
-        perf_max_trials=args.perf_max_trials,
-        perf_stability=args.perf_stability,
-        report=Path(args.report) if args.report else None,
-        timeout=args.timeout,
-        atol=args.atol,
-        min_accuracy=args.min_accuracy,
-    )
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    return Verifier(options_from_args(args)).run()
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "verify",
-        help="check a running Triton serves a model correctly (and measure it with --perf)",
-        description="Check server and model readiness, run HTTP and gRPC inference on sample "
-        "images, compare with onnxruntime and the labels, check a wrong-shape request is "
-        "rejected without harming the server, optionally run perf_analyzer. Exit 1 when a check "
-        "fails.",
-    )
-    p.add_argument("--url", required=True, help="HTTP endpoint HOST:PORT, e.g. 127.0.0.1:8000")
-    p.add_argument("--grpc-url", help="gRPC endpoint HOST:PORT (gRPC checks skipped without it)")
-    p.add_argument("--model", required=True, help="model name on the server")
-    p.add_argument("--onnx", help="ONNX file for the onnxruntime reference outputs")
-    p.add_argument("--samples", help="NPZ with `inputs` (and `labels`), from dltk export")
-    p.add_argument(
-        "--atol",
-        type=float,
-        default=DEFAULT_ATOL,
-        help=f"max |triton - onnxruntime| allowed (default {DEFAULT_ATOL:g}; "
-        "use 1e-2 for FP16/TF32 engines)",
-    )
-    p.add_argument(
-        "--min-accuracy",
-        type=float,
-        default=DEFAULT_MIN_ACCURACY,
-        help=f"minimum accuracy on the samples (default {DEFAULT_MIN_ACCURACY:g})",
-    )
-    p.add_argument("--perf", action="store_true", help="also run perf_analyzer")
-    p.add_argument(
-        "--concurrency",
-        default="1:4",
-        help="perf concurrency START:END[:STEP] (default 1:4; at most 16 levels)",
-    )
-    p.add_argument("--batch-size", type=int, default=1, help="perf client batch size (default 1)")
-    p.add_argument(
-        "--perf-protocol",
-        choices=("http", "grpc"),
-        default="http",
-        help="perf_analyzer protocol (grpc needs --grpc-url; default http)",
-    )
-    p.add_argument(
-        "--perf-interval-ms",
-        type=int,
-        default=1000,
-        help="perf measurement window in ms (default 1000)",
-    )
-    p.add_argument(
-        "--perf-max-trials",
-        type=int,
-        default=5,
-        help="perf windows per concurrency level at most (default 5)",
-    )
-    p.add_argument(
-        "--perf-stability",
-        type=float,
-        default=50.0,
-        help="perf stability threshold in %% (default 50: CPU hosts are noisy)",
-    )
-    p.add_argument("--report", help="write a JSON report to this file")
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        help="seconds to wait for readiness and per request (default 60)",
-    )
-    p.set_defaults(func=cmd_verify)
+    """`dltk verify`'s arguments live in verify_cli.py."""
+    from dltk.verify_cli import add_parser as add_verify_parser
+
+    add_verify_parser(subparsers)

@@ -107,6 +107,29 @@ class BadInputProbe:
         return self.rejected and self.ready_after and self.good_request_after
 
 
+@dataclass(frozen=True)
+class Slo:
+    """Service-level gates; 0 (or None for errors) means no gate."""
+
+    min_throughput: float = 0.0  # inferences/s
+    max_p99_ms: float = 0.0
+    max_errors: int | None = None
+
+    @property
+    def needs_perf(self) -> bool:
+        return self.min_throughput > 0 or self.max_p99_ms > 0
+
+    @property
+    def active(self) -> bool:
+        return self.needs_perf or self.max_errors is not None
+
+    def check(self) -> None:
+        if self.min_throughput < 0 or self.max_p99_ms < 0:
+            raise DltkError("--slo-min-throughput and --slo-max-p99-ms must be >= 0 (0: no gate)")
+        if self.max_errors is not None and self.max_errors < 0:
+            raise DltkError("--slo-max-errors must be >= 0")
+
+
 @dataclass
 class VerifyOptions:
     url: str
@@ -121,6 +144,11 @@ class VerifyOptions:
     perf_interval_ms: int = 1000
     perf_max_trials: int = 5
     perf_stability: float = 50.0
+    perf_shared_memory: bool = False
+    perf_async: bool = False
+    perf_threads: int | None = None
+    metrics_url: str | None = None
+    slo: Slo = field(default_factory=Slo)
     report: Path | None = None
     timeout: float = 60.0
     atol: float = DEFAULT_ATOL

@@ -72,7 +72,8 @@ def test_verify_unknown_model_is_one_clear_line(triton: BackgroundServer) -> Non
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("dltk verify: error: ")
-    assert "'no_such_model' is not in the server's repository (models: mnist)" in lines[0]
+    expected = "'no_such_model' is not in the server's repository (models: mnist, mnist_classifier)"
+    assert expected in lines[0]
     assert "Traceback" not in proc.stdout + proc.stderr
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -39,6 +40,14 @@ def test_verify_with_perf_passes_and_reports(
         "1:2",
         "--batch-size",
         "8",
+        "--perf-protocol",
+        "grpc",
+        "--perf-shared-memory",
+        "system",
+        "--metrics-url",
+        triton.metrics_url,
+        "--slo-max-errors",
+        "0",
         "--report",
         str(report_path),
         "--timeout",
@@ -63,6 +72,8 @@ def test_verify_with_perf_passes_and_reports(
         "accuracy",
         "wrong shape rejected",
         "perf_analyzer",
+        "metrics",
+        "slo",
     ):
         assert checks[name]["result"] == "PASS", checks.get(name)
     diff = checks["outputs vs onnxruntime"]["data"]
@@ -80,6 +91,74 @@ def test_verify_with_perf_passes_and_reports(
     assert [r["concurrency"] for r in perf["rows"]] == [1, 2]
     assert all(r["throughput"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0 for r in perf["rows"])
     assert perf["batch_size"] == 8 and "-b 8" in perf["command"]
+    assert perf["protocol"] == "grpc" and "--shared-memory system" in perf["command"]
+    # Triton's own counters agree with what perf_analyzer sent: 8 samples per request.
+    counted = report["metrics"]["perf"]
+    assert counted["success"] > 0 and counted["failure"] == 0
+    assert counted["inferences"] == 8 * counted["success"]
+    assert counted["avg_batch"] >= 8.0
+    assert checks["slo"]["data"]["errors"] == 0
+    plotted = importlib.util.find_spec("matplotlib") is not None
+    for suffix in (".md", ".perf.csv", ".png") if plotted else (".md", ".perf.csv"):
+        assert report_path.with_suffix(suffix).stat().st_size > 0
+    assert "Concurrency" in report_path.with_suffix(".perf.csv").read_text()
+
+
+def test_verify_slo_gate_fails_the_run_with_one_line(
+    triton: BackgroundServer, artifacts: Artifacts, tmp_path: Path
+) -> None:
+    report_path = tmp_path / "slo.json"
+    proc = run_dltk(
+        "verify",
+        "--url",
+        triton.http_url,
+        "--model",
+        MODEL,
+        "--perf",
+        "--concurrency",
+        "1:1",
+        "--perf-interval-ms",
+        "500",
+        "--perf-max-trials",
+        "3",
+        "--metrics-url",
+        triton.metrics_url,
+        "--slo-min-throughput",
+        "1e12",
+        "--report",
+        str(report_path),
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("FAILED slo: best throughput ") and "< min 1e+12 infer/s" in last
+    report = json.loads(report_path.read_text())
+    slo = next(c for c in report["checks"] if c["name"] == "slo")
+    assert slo["result"] == "FAIL" and report["passed"] is False
+    assert "**FAILED**" in report_path.with_suffix(".md").read_text()
+
+
+def test_verify_with_an_unreachable_metrics_port_fails_that_check(
+    triton: BackgroundServer, tmp_path: Path
+) -> None:
+    from dltk.serve import free_port
+
+    report_path = tmp_path / "m.json"
+    proc = run_dltk(
+        "verify",
+        "--url",
+        triton.http_url,
+        "--model",
+        MODEL,
+        "--metrics-url",
+        f"127.0.0.1:{free_port()}",
+        "--report",
+        str(report_path),
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    metrics = next(
+        c for c in json.loads(report_path.read_text())["checks"] if c["name"] == "metrics"
+    )
+    assert metrics["result"] == "FAIL" and "cannot scrape Triton metrics" in metrics["detail"]
 
 
 def zero_weights_model(path: Path) -> None:
@@ -129,4 +208,4 @@ def test_verify_fails_when_outputs_differ_from_the_reference(
     assert checks["outputs vs onnxruntime"]["data"]["max_abs_diff"] > DEFAULT_ATOL
     assert checks["http inference"]["result"] == "PASS"  # the server itself answered
     assert checks["grpc inference"]["result"] == "SKIP"
-    assert "failed: outputs vs onnxruntime" in proc.stdout
+    assert "FAILED outputs vs onnxruntime: max |triton - onnxruntime|" in proc.stdout

@@ -27,28 +27,48 @@ models:
 """
 
 
-def build_tiny_onnx(path: Path, batch: int | str = "batch", seed: int = 0) -> Path:
-    """mnist's interface (input [B,1,28,28] -> logits [B,10]) as one Flatten + MatMul + Add."""
+def build_tiny_onnx(
+    path: Path,
+    batch: int | str = "batch",
+    seed: int = 0,
+    input_name: str = "input",
+    output_name: str = "logits",
+    external_data: bool = False,
+) -> Path:
+    """mnist's interface (input [B,1,28,28] -> logits [B,10]) as one Flatten + MatMul + Add.
+
+    `external_data` writes the weights to `<name>.data` next to the model.
+    """
     rng = np.random.default_rng(seed)
     weight = numpy_helper.from_array(rng.normal(size=(784, 10)).astype(np.float32), "W")
     bias = numpy_helper.from_array(rng.normal(size=(10,)).astype(np.float32), "b")
     nodes = [
-        helper.make_node("Flatten", ["input"], ["flat"], axis=1),
+        helper.make_node("Flatten", [input_name], ["flat"], axis=1),
         helper.make_node("MatMul", ["flat", "W"], ["mm"]),
-        helper.make_node("Add", ["mm", "b"], ["logits"]),
+        helper.make_node("Add", ["mm", "b"], [output_name]),
     ]
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 1, 28, 28])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 10])],
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [batch, 1, 28, 28])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [batch, 10])],
         initializer=[weight, bias],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
+    if external_data:
+        onnx.save_model(
+            model,
+            str(path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=f"{path.name}.data",
+            size_threshold=0,
+        )
+    else:
+        onnx.save(model, str(path))
     return path
 
 

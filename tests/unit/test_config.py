@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,9 +13,23 @@ from google.protobuf import text_format
 from onnx import helper
 from tritonclient.grpc import model_config_pb2
 
-from dltk.config import ONNX_TO_TRITON, render_config, triton_dtype
+from dltk.config import (
+    ONNX_TO_TRITON,
+    pipeline_targets,
+    render_config,
+    render_pipeline_config,
+    render_tensorrt_config,
+    triton_dtype,
+)
 from dltk.errors import DltkError
 from dltk.manifest import BatchRange, DynamicBatching, ModelSpec, TensorSpec
+from dltk.manifest_options import (
+    OrtTensorrt,
+    PipelineSpec,
+    TensorrtOptions,
+    VersionPolicy,
+    Warmup,
+)
 from dltk.validate import check_config
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -41,22 +56,81 @@ MULTI = ModelSpec(
     outputs=(TensorSpec("scores", "FLOAT16", (1, -1)),),
 )
 
-CASES = {
-    "onnxruntime": (MNIST, "onnxruntime", "cpu"),
-    "python_onnxruntime": (MNIST, "python-onnxruntime", "cpu"),
-    "onnxruntime_gpu_preferred": (
-        replace(MNIST, dynamic_batching=DynamicBatching(500, (16, 32)), instances=2),
-        "onnxruntime",
-        "gpu",
+PREFERRED = replace(MNIST, dynamic_batching=DynamicBatching(500, (16, 32)), instances=2)
+FULL = replace(
+    MNIST,
+    runtimes=("tensorrt", "onnxruntime"),
+    precisions=("fp16", "tf32"),
+    tensorrt=TensorrtOptions(fp16_io=True),
+    onnxruntime_tensorrt=OrtTensorrt("fp16", 2048, "/cache/ort-trt"),
+    warmup=Warmup(batch_size=4, data="random", count=2),
+    version_policy=VersionPolicy("latest", (2,)),
+)
+PIPELINE = PipelineSpec("digits", "mnist", mean=(0.1307,), std=(0.3081,))
+ZOO = ModelSpec(
+    name="squeezenet",
+    onnx=Path("squeezenet.onnx"),
+    batch=BatchRange(0, 0, 0),
+    runtimes=("python-onnxruntime",),
+    inputs=(TensorSpec("gpu_0/data:0", "FLOAT", (1, 3, 224, 224)),),
+    outputs=(TensorSpec("gpu_0/softmax:1", "FLOAT", (1, 1000, 1, 1)),),
+)
+ZOO_PIPELINE = PipelineSpec("zoo", "squeezenet", layout="HWC", mean=(0.5, 0.5, 0.5), std=(0.25,))
+
+# Every template, with the model whose interface validate compares it against.
+CASES: dict[str, tuple[Callable[[], str], ModelSpec, str]] = {
+    "onnxruntime": (lambda: render_config(MNIST, "onnxruntime", "cpu"), MNIST, "mnist"),
+    "python_onnxruntime": (
+        lambda: render_config(MNIST, "python-onnxruntime", "cpu"),
+        MNIST,
+        "mnist",
     ),
-    "onnxruntime_fixed_batch": (MULTI, "onnxruntime", "cpu"),
+    "onnxruntime_gpu_preferred": (
+        lambda: render_config(PREFERRED, "onnxruntime", "gpu"),
+        PREFERRED,
+        "mnist",
+    ),
+    "onnxruntime_fixed_batch": (
+        lambda: render_config(MULTI, "onnxruntime", "cpu"),
+        MULTI,
+        "ranker",
+    ),
+    "onnxruntime_gpu_accelerator_warmup_versions": (
+        lambda: render_config(FULL, "onnxruntime", "gpu"),
+        FULL,
+        "mnist",
+    ),
+    "python_onnxruntime_fixed_batch_names": (
+        lambda: render_config(ZOO, "python-onnxruntime", "cpu"),
+        ZOO,
+        "squeezenet",
+    ),
+    "tensorrt_plan_fp16_io": (
+        lambda: render_tensorrt_config(FULL, "fp16", ("9.0", "8.6")),
+        FULL,
+        "mnist_trt_fp16",
+    ),
+    "tensorrt_plan_tf32": (
+        lambda: render_tensorrt_config(MNIST, "tf32", ("8.6",)),
+        MNIST,
+        "mnist_trt_tf32",
+    ),
+    "bls_pipeline": (
+        lambda: render_pipeline_config(PIPELINE, FULL, pipeline_targets(FULL, ("fp16", "tf32"))),
+        FULL,
+        "digits",
+    ),
+    "bls_pipeline_fixed_batch_hwc": (
+        lambda: render_pipeline_config(ZOO_PIPELINE, ZOO, pipeline_targets(ZOO, ())),
+        ZOO,
+        "zoo",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_rendered_config_matches_golden_file(case: str) -> None:
-    model, runtime, kind = CASES[case]
-    text = render_config(model, runtime, kind)
+    text = CASES[case][0]()
     golden = GOLDEN / f"{case}.config.pbtxt"
     if UPDATE:
         golden.write_text(text)
@@ -65,17 +139,21 @@ def test_rendered_config_matches_golden_file(case: str) -> None:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_rendered_config_passes_tritons_schema_and_value_rules(case: str, tmp_path: Path) -> None:
-    model, runtime, kind = CASES[case]
-    text = render_config(model, runtime, kind)
+    render, model, name = CASES[case]
+    text = render()
     config = text_format.Parse(text, model_config_pb2.ModelConfig())
-    assert config.name == model.name
+    assert config.name == name
     assert config.max_batch_size == model.batch.max
-    assert [i.name for i in config.input] == [t.name for t in model.inputs]
-    assert [list(i.dims) for i in config.input] == [list(t.dims) for t in model.inputs]
-    assert config.instance_group[0].count == model.instances
-    model_dir = tmp_path / model.name
+    model_dir = tmp_path / name
     (model_dir / "1").mkdir(parents=True)
-    onnx.save(onnx_declaring(model), str(model_dir / "1" / "model.onnx"))
+    if config.platform == "tensorrt_plan":
+        for filename in config.cc_model_filenames.values():
+            (model_dir / "1" / filename).write_bytes(b"plan")
+    elif name == model.name:  # the model's own ONNX deployment: validate compares its graph
+        assert [i.name for i in config.input] == [t.name for t in model.inputs]
+        assert [list(i.dims) for i in config.input] == [list(t.dims) for t in model.inputs]
+        assert config.instance_group[0].count == model.instances
+        onnx.save(onnx_declaring(model), str(model_dir / "1" / "model.onnx"))
     (model_dir / "1" / "model.py").write_bytes(b"")
     assert check_config(model_dir / "config.pbtxt", text, model_dir) == []
 
@@ -102,9 +180,41 @@ def onnx_declaring(model: ModelSpec) -> onnx.ModelProto:
 
 
 def test_rendering_is_deterministic() -> None:
-    first = [render_config(*args) for args in CASES.values()]
-    second = [render_config(*args) for args in CASES.values()]
+    first = [render() for render, _, _ in CASES.values()]
+    second = [render() for render, _, _ in CASES.values()]
     assert first == second
+
+
+def test_tensorrt_config_maps_each_compute_capability_to_its_plan() -> None:
+    config = text_format.Parse(
+        render_tensorrt_config(FULL, "fp16", ("8.6", "9.0", "8.6")), model_config_pb2.ModelConfig()
+    )
+    assert config.platform == "tensorrt_plan"
+    assert dict(config.cc_model_filenames) == {"8.6": "model.sm86.plan", "9.0": "model.sm90.plan"}
+    assert config.input[0].data_type == model_config_pb2.TYPE_FP16  # fp16_io
+    assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
+    tf32 = text_format.Parse(
+        render_tensorrt_config(FULL, "tf32", ("8.6",)), model_config_pb2.ModelConfig()
+    )
+    assert tf32.input[0].data_type == model_config_pb2.TYPE_FP32
+    with pytest.raises(DltkError, match="model 'mnist' has no fp16 engine; its precisions: tf32"):
+        render_tensorrt_config(MNIST, "fp16", ("8.6",))
+
+
+def test_accelerator_only_for_onnxruntime_on_gpu() -> None:
+    assert "gpu_execution_accelerator" in render_config(FULL, "onnxruntime", "gpu")
+    assert "gpu_execution_accelerator" not in render_config(FULL, "onnxruntime", "cpu")
+    assert "gpu_execution_accelerator" not in render_config(FULL, "python-onnxruntime", "gpu")
+
+
+def test_pipeline_targets_prefer_engines_in_manifest_order() -> None:
+    targets = pipeline_targets(FULL, ("tf32", "fp16"))
+    assert [(t.model, t.data_type) for t in targets] == [
+        ("mnist_trt_fp16", "TYPE_FP16"),
+        ("mnist_trt_tf32", "TYPE_FP32"),
+        ("mnist", "TYPE_FP32"),
+    ]
+    assert [t.model for t in pipeline_targets(FULL, ())] == ["mnist"]
 
 
 def test_preferred_batch_size_only_when_set() -> None:
@@ -150,7 +260,9 @@ def test_unsupported_dtype_names_model_and_tensor() -> None:
 
 def test_unknown_runtime_and_instance_kind_are_refused() -> None:
     with pytest.raises(
-        DltkError, match=r"unknown runtime 'tensorrt'; known runtimes: onnxruntime, "
+        DltkError,
+        match=r"unknown runtime 'tensorrt'; known runtimes: onnxruntime, "
+        r"python-onnxruntime; TensorRT engines render with render_tensorrt_config",
     ):
         render_config(MNIST, "tensorrt")
     with pytest.raises(DltkError, match=r"unknown instance kind 'tpu'; use one of: cpu, gpu"):

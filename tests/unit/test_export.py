@@ -215,3 +215,64 @@ def test_model_all_runs_every_registered_exporter(
     monkeypatch.setattr(export, "EXPORTERS", {"mnist": fake("mnist"), "other": fake("other")})
     assert main(["export", "--model", "all", "--out", str(tmp_path)]) == 0
     assert calls == ["mnist", "other"]
+
+
+def test_resnet_export_has_a_dynamic_batch_and_external_data(tmp_path: Path) -> None:
+    from dltk.export_resnet import export_resnet
+
+    out = tmp_path / "out"
+    result = export_resnet(ExportOptions(out=out, depth=18, external_data=True))
+    assert sorted(p.name for p in out.iterdir()) == [
+        "resnet18.json",
+        "resnet18.onnx",
+        "resnet18.onnx.data",
+        "resnet18.samples.npz",
+    ]
+    assert result.accuracy is None and result.max_abs_diff < 1e-3
+    model = onnx.load(str(out / "resnet18.onnx"), load_external_data=False)
+    (inp,) = model.graph.input
+    dims = inp.type.tensor_type.shape.dim
+    assert (
+        inp.name == "input"
+        and dims[0].dim_param
+        and [d.dim_value for d in dims[1:]] == [3, 224, 224]
+    )
+    session = ort.InferenceSession(str(out / "resnet18.onnx"), providers=["CPUExecutionProvider"])
+    with np.load(out / "resnet18.samples.npz") as data:
+        assert data.files == ["inputs"]  # random weights: no labels
+        (logits,) = session.run(["logits"], {"input": data["inputs"][:3]})
+    assert logits.shape == (3, 1000)
+
+
+def test_resnet_loads_torchvision_style_weights(tmp_path: Path) -> None:
+    import torch
+
+    from dltk.export_resnet import build_resnet, export_resnet, sample_images
+
+    torch.manual_seed(5)
+    source = build_resnet(18).eval()
+    state = source.state_dict()
+    assert len(state) == 122  # as torchvision's resnet18
+    assert {"conv1.weight", "layer2.0.downsample.0.weight", "layer4.1.bn2.running_var"} <= set(
+        state
+    )
+    torch.save(state, tmp_path / "weights.pt")
+    out = tmp_path / "out"
+    export_resnet(ExportOptions(out=out, depth=18, seed=1, weights=tmp_path / "weights.pt"))
+    x = sample_images(2, seed=9)
+    session = ort.InferenceSession(str(out / "resnet18.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = source(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(session.run(["logits"], {"input": x})[0], expected, atol=1e-4)
+    with pytest.raises(DltkError, match=r"does not fit this ResNet .*same depth \(--depth\)"):
+        export_resnet(ExportOptions(out=out, depth=34, weights=tmp_path / "weights.pt"))
+
+
+def test_cli_resnet_rejects_a_missing_weights_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["export", "--model", "resnet50", "--out", str(tmp_path), "--weights", "nope.pt"]
+    assert main(args) == 1
+    assert capsys.readouterr().err == "dltk export: error: --weights nope.pt does not exist\n"
+    assert main(["export", "--model", "resnet50", "--depth", "20", "--out", str(tmp_path)]) == 1
+    assert "--depth 20 is not a ResNet depth" in capsys.readouterr().err

@@ -15,11 +15,18 @@ from dltk.manifest import (
     load_manifest,
     parse_manifest,
 )
+from dltk.manifest_options import (
+    OrtTensorrt,
+    PipelineSpec,
+    TensorrtOptions,
+    VersionPolicy,
+    Warmup,
+)
 
 WriteManifest = Callable[[str], Path]
 
 
-def test_project_manifest_declares_mnist_for_both_onnx_runtimes(repo_root: Path) -> None:
+def test_project_manifest_declares_mnist_engines_and_its_pipeline(repo_root: Path) -> None:
     path = repo_root / "model_repo" / "models.yml"
     manifest = load_manifest(path, read_onnx=False)
     (mnist,) = manifest.models
@@ -28,9 +35,13 @@ def test_project_manifest_declares_mnist_for_both_onnx_runtimes(repo_root: Path)
     assert mnist.onnx == path.parent / "../build/models/mnist.onnx"
     assert mnist.samples == path.parent / "../build/models/mnist.samples.npz"
     assert mnist.batch == BatchRange(1, 16, 64)
-    assert mnist.runtimes == ("onnxruntime", "python-onnxruntime")
+    assert mnist.runtimes == ("tensorrt", "onnxruntime", "python-onnxruntime")
+    assert mnist.precisions == ("fp16", "tf32")
     assert mnist.dynamic_batching == DynamicBatching(100, ())
     assert mnist.instances == 1
+    (pipeline,) = manifest.pipelines
+    assert (pipeline.name, pipeline.model, pipeline.input) == ("mnist_classifier", "mnist", "image")
+    assert (pipeline.mean, pipeline.std, pipeline.softmax) == ((0.1307,), (0.3081,), True)
 
 
 def test_tensors_are_inferred_from_the_onnx_graph_without_the_batch_dim(
@@ -120,12 +131,66 @@ BAD = {
     "unknown runtime": (
         lambda m: m.replace("[onnxruntime, python-onnxruntime]", "[onnxruntime, tensorrt-x]"),
         "6:5: model 'mnist': unknown runtime 'tensorrt-x'; known runtimes: onnxruntime, "
-        "python-onnxruntime",
+        "python-onnxruntime, tensorrt",
     ),
     "unknown model key": (
         lambda m: m + "    precision: fp16\n",
         "9:5: model 'mnist': unknown key 'precision'; known keys: name, onnx, export, samples, "
-        "batch, runtimes, dynamic_batching, instances",
+        "batch, runtimes, precisions, tensorrt, onnxruntime_tensorrt, dynamic_batching, "
+        "instances, warmup, version_policy",
+    ),
+    "tensorrt only": (
+        lambda m: m.replace("[onnxruntime, python-onnxruntime]", "[tensorrt]"),
+        "6:5: model 'mnist': runtimes needs one of onnxruntime, python-onnxruntime to serve the "
+        "ONNX file where no TensorRT engine exists (hosts without a GPU)",
+    ),
+    "precisions without tensorrt": (
+        lambda m: m + "    precisions: [fp16]\n",
+        "9:5: model 'mnist': precisions applies to TensorRT engines; add tensorrt to runtimes or "
+        "remove precisions",
+    ),
+    "unknown precision": (
+        lambda m: (
+            m.replace("[onnxruntime,", "[tensorrt, onnxruntime,") + "    precisions: [int8]\n"
+        ),
+        "9:5: model 'mnist': precisions must be a list of distinct values of tf32, fp16, got "
+        "['int8']",
+    ),
+    "unknown tensorrt key": (
+        lambda m: (
+            m.replace("[onnxruntime,", "[tensorrt, onnxruntime,") + "    tensorrt: {fp16io: true}\n"
+        ),
+        "9:16: model 'mnist' tensorrt: unknown key 'fp16io'; known keys: fp16_io, workspace_mb",
+    ),
+    "relative engine cache path": (
+        lambda m: m + "    onnxruntime_tensorrt: {engine_cache_path: cache}\n",
+        "9:28: model 'mnist' onnxruntime_tensorrt: engine_cache_path must be an absolute path "
+        "inside the Triton container",
+    ),
+    "warmup batch above max": (
+        lambda m: m + "    warmup: {batch_size: 65}\n",
+        "9:14: model 'mnist' warmup: batch_size 65 exceeds the model's batch.max (64); lower it",
+    ),
+    "warmup data": (
+        lambda m: m + "    warmup: {data: ones}\n",
+        "9:14: model 'mnist' warmup: data must be one of zero, random, got 'ones'",
+    ),
+    "two version policies": (
+        lambda m: m + "    version_policy: {latest: 1, all: true}\n",
+        "9:5: model 'mnist' version_policy: give exactly one of {latest: 1}, {all: true} or "
+        "{specific: [1, 2]}",
+    ),
+    "pipeline of an unknown model": (
+        lambda m: m + "pipelines:\n  - {name: digits, model: resnet}\n",
+        "10:5: pipeline 'digits': model 'resnet' is not in `models:` (models: mnist)",
+    ),
+    "pipeline named like a model": (
+        lambda m: m + "pipelines:\n  - {name: mnist, model: mnist}\n",
+        "10:5: pipeline 'mnist': the name is already used by a model or another pipeline",
+    ),
+    "pipeline std zero": (
+        lambda m: m + "pipelines:\n  - {name: digits, model: mnist, std: 0}\n",
+        "10:34: pipeline 'digits': std values must be > 0",
     ),
     "unknown batch key": (
         lambda m: m.replace("opt: 16", "optimal: 16"),
@@ -133,7 +198,7 @@ BAD = {
     ),
     "unknown top-level key": (
         lambda m: "version: 2\n" + m,
-        "1:1: manifest: unknown key 'version'; known keys: models",
+        "1:1: manifest: unknown key 'version'; known keys: models, pipelines",
     ),
     "min above opt": (
         lambda m: m.replace("min: 1", "min: 32"),
@@ -216,3 +281,111 @@ def test_manifest_model_lookup_lists_known_names(manifest_text: str) -> None:
     assert manifest.model("mnist").name == "mnist"
     with pytest.raises(DltkError, match=r"no model named 'resnet50'; the manifest has: mnist"):
         manifest.model("resnet50")
+
+
+ALL_OPTIONS = """\
+models:
+  - name: mnist
+    onnx: models/mnist.onnx
+    batch: {min: 1, opt: 16, max: 64}
+    runtimes: [tensorrt, onnxruntime]
+    precisions: [fp16, tf32]
+    tensorrt: {fp16_io: true, workspace_mb: 2048}
+    onnxruntime_tensorrt: {precision: fp32, engine_cache_path: /cache}
+    warmup: {batch_size: 4, data: random, count: 2}
+    version_policy: {specific: [2, 1]}
+pipelines:
+  - name: digits
+    model: mnist
+    layout: CHW
+    mean: 0.5
+    std: [0.25]
+    softmax: false
+    instances: 2
+"""
+
+
+def test_every_option_is_parsed(tiny_onnx: Path, write_manifest: WriteManifest) -> None:
+    manifest = load_manifest(write_manifest(ALL_OPTIONS))
+    (mnist,) = manifest.models
+    assert mnist.tensorrt == TensorrtOptions(fp16_io=True, workspace_mb=2048)
+    assert mnist.onnxruntime_tensorrt == OrtTensorrt("fp32", 1024, "/cache")
+    assert mnist.warmup == Warmup(batch_size=4, data="random", count=2)
+    assert mnist.version_policy == VersionPolicy("specific", (1, 2))
+    (digits,) = manifest.pipelines
+    assert digits == PipelineSpec("digits", "mnist", "image", "CHW", (0.5,), (0.25,), False, 2)
+
+
+def test_defaults_of_the_options(tiny_onnx: Path, write_manifest: WriteManifest) -> None:
+    text = (
+        "models:\n  - {name: m, onnx: models/mnist.onnx, batch: {max: 8}, runtimes: onnxruntime}\n"
+    )
+    (model,) = load_manifest(write_manifest(text)).models
+    assert model.precisions == ("tf32",)
+    assert model.tensorrt == TensorrtOptions()
+    assert (model.onnxruntime_tensorrt, model.warmup, model.version_policy) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda t: t.replace("count: 2}", "count: 2, dims: {pixels: [1, 28, 28]}}"),
+            "model 'mnist' warmup: dims name 'pixels', which is not an input (inputs: input)",
+        ),
+        (
+            lambda t: t.replace("mean: 0.5", "mean: [0.5, 0.5]"),
+            "pipeline 'digits': mean has 2 values; give 1 or 1 (one per channel of 'mnist')",
+        ),
+        (
+            lambda t: t.replace("layout: CHW", "layout: HWC").replace("[1, 28, 28]", "[28, 28]"),
+            "",
+        ),
+    ],
+)
+def test_options_checked_against_the_graph(
+    tiny_onnx: Path, write_manifest: WriteManifest, edit: Callable[[str], str], message: str
+) -> None:
+    path = write_manifest(edit(ALL_OPTIONS))
+    if not message:  # HWC on a [1,28,28] model is fine: C=1
+        assert load_manifest(path).pipelines[0].layout == "HWC"
+        return
+    with pytest.raises(DltkError) as exc:
+        load_manifest(path)
+    assert str(exc.value) == f"{path}: {message}"
+
+
+def test_pipeline_needs_a_classifier(
+    tmp_path: Path, write_manifest: WriteManifest, build_onnx: Callable[..., Path]
+) -> None:
+    build_onnx(tmp_path / "models" / "mnist.onnx", batch="N")
+    text = ALL_OPTIONS.replace("{min: 1, opt: 16, max: 64}", "{max: 0}").replace(
+        "    warmup: {batch_size: 4, data: random, count: 2}\n", ""
+    )
+    path = write_manifest(text)
+    with pytest.raises(DltkError) as exc:
+        load_manifest(path)
+    assert str(exc.value) == (
+        f"{path}: pipeline 'digits': model 'mnist' input dims [-1, 1, 28, 28] must be fixed "
+        "[C,H,W] or [H,W] after the batch dim"
+    )
+
+
+def test_warmup_needs_concrete_dims(
+    tmp_path: Path, write_manifest: WriteManifest, build_onnx: Callable[..., Path]
+) -> None:
+    build_onnx(tmp_path / "models" / "mnist.onnx", batch="N")
+    text = (
+        "models:\n  - {name: m, onnx: models/mnist.onnx, batch: {max: 0}, runtimes: onnxruntime,"
+        " warmup: {}}\n"
+    )
+    path = write_manifest(text)
+    with pytest.raises(DltkError) as exc:
+        load_manifest(path)
+    assert str(exc.value) == (
+        f"{path}: model 'm' warmup: input 'input' has variable dims [-1, 1, 28, 28]; give them "
+        "as warmup: {dims: {input: [...]}}"
+    )
+    fixed = text.replace("warmup: {}", "warmup: {dims: {input: [1, 1, 28, 28]}}")
+    (model,) = load_manifest(write_manifest(fixed)).models
+    assert model.warmup == Warmup(dims=(("input", (1, 1, 28, 28)),))

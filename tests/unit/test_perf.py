@@ -19,6 +19,8 @@ from dltk.errors import DltkError
 from dltk.perf import (
     ConcurrencyRange,
     PerfConfig,
+    PerfRow,
+    best_row,
     build_command,
     last_error_line,
     parse_concurrency_range,
@@ -114,6 +116,8 @@ def test_build_command_has_every_bound_and_option(tmp_path: Path) -> None:
         max_trials=4,
         stability_percentage=25,
         shared_memory=True,
+        async_mode=True,
+        max_threads=2,
     )
     cmd = build_command("/bin/perf_analyzer", cfg, tmp_path / "out.csv")
     text = " ".join(cmd)
@@ -130,6 +134,8 @@ def test_build_command_has_every_bound_and_option(tmp_path: Path) -> None:
         f"-f {tmp_path / 'out.csv'}",
         "--shape input:1,28,28",
         "--shared-memory system",
+        "--async",
+        "--max-threads 2",
     ):
         assert part in text
 
@@ -137,6 +143,7 @@ def test_build_command_has_every_bound_and_option(tmp_path: Path) -> None:
 def test_build_command_omits_optional_parts(tmp_path: Path) -> None:
     cmd = build_command("pa", PerfConfig(model="m", url="127.0.0.1:8000"), tmp_path / "x.csv")
     assert "--shape" not in cmd and "--shared-memory" not in cmd
+    assert "--async" not in cmd and "--max-threads" not in cmd
     assert cmd[cmd.index("-i") + 1] == "http"
 
 
@@ -148,6 +155,7 @@ def test_build_command_omits_optional_parts(tmp_path: Path) -> None:
         ({"measurement_interval_ms": 10}, "measurement interval"),
         ({"max_trials": 100}, "max trials"),
         ({"stability_percentage": 0}, "stability"),
+        ({"max_threads": 0}, "client threads"),
     ],
 )
 def test_config_is_checked(change: dict, message: str, tmp_path: Path) -> None:
@@ -209,3 +217,15 @@ def test_run_perf_missing_binary_is_an_error() -> None:
     cfg = PerfConfig(model="m", url="127.0.0.1:8000")
     with pytest.raises(DltkError, match="cannot run perf_analyzer"):
         run_perf(Path("/nonexistent/perf_analyzer"), cfg, {}, timeout_s=5)
+
+
+def test_best_row_within_a_latency_budget() -> None:
+    rows = [
+        PerfRow(1, 100.0, 1.0, 1.0, 1.0, 2.0),
+        PerfRow(2, 300.0, 2.0, 2.0, 2.0, 9.0),
+        PerfRow(3, 200.0, 3.0, 3.0, 3.0, 5.0),
+    ]
+    assert best_row(rows).concurrency == 2
+    assert best_row(rows, max_p99_ms=5.0).concurrency == 3
+    assert best_row(rows, max_p99_ms=1.0) is None
+    assert best_row([]) is None

@@ -11,7 +11,8 @@ import pytest
 
 from dltk.cli import main
 from dltk.errors import DltkError
-from dltk.repo import PYTHON_MODEL, add_model, parse_runtimes, render_repo
+from dltk.repo import BLS_MODEL, PYTHON_MODEL, add_model, parse_runtimes, render_repo
+from dltk.repo_plan import EngineRef, parse_engines
 
 WriteManifest = Callable[[str], Path]
 ALL = ("onnxruntime", "python-onnxruntime")
@@ -109,7 +110,7 @@ def test_runtime_not_allowed_by_target_is_an_error(manifest: Path, tmp_path: Pat
 
 
 def test_parse_runtimes() -> None:
-    assert parse_runtimes(None) == ALL
+    assert parse_runtimes(None) == (*ALL, "tensorrt")
     assert parse_runtimes("python-onnxruntime, onnxruntime") == (
         "python-onnxruntime",
         "onnxruntime",
@@ -191,3 +192,162 @@ def test_cli_add_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     args = ["repo", "add", str(missing), "--name", "n", "--repo", str(tmp_path / "r")]
     assert main(args) == 1
     assert capsys.readouterr().err == f"dltk repo: error: ONNX file {missing} does not exist\n"
+
+
+ENGINES_MANIFEST = """\
+models:
+  - name: mnist
+    onnx: models/mnist.onnx
+    batch: {min: 1, opt: 16, max: 64}
+    runtimes: [tensorrt, onnxruntime, python-onnxruntime]
+    precisions: [fp16, tf32]
+pipelines:
+  - {name: digits, model: mnist, mean: 0.1307, std: 0.3081}
+"""
+
+
+def test_engines_become_tensorrt_models_and_the_pipeline_prefers_them(
+    tiny_onnx: Path, write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    manifest = write_manifest(ENGINES_MANIFEST)
+    out = tmp_path / "repo"
+    engines = (EngineRef("mnist", "fp16", "8.6"), EngineRef("mnist", "fp16", "9.0"))
+    planned, _ = render_repo(manifest, out, ("onnxruntime", "tensorrt"), "gpu", engines=engines)
+    assert [(p.name, p.runtime) for p in planned] == [
+        ("mnist", "onnxruntime"),
+        ("mnist_trt_fp16", "tensorrt"),
+        ("digits", "bls"),
+    ]
+    assert sorted(snapshot(out)) == [
+        "digits",
+        "digits/1",
+        "digits/1/model.py",
+        "digits/config.pbtxt",
+        "mnist",
+        "mnist/1",
+        "mnist/1/model.onnx",
+        "mnist/config.pbtxt",
+        "mnist_trt_fp16",
+        "mnist_trt_fp16/1",  # the plans are copied in on the GPU host
+        "mnist_trt_fp16/config.pbtxt",
+    ]
+    trt = (out / "mnist_trt_fp16/config.pbtxt").read_text()
+    assert 'cc_model_filenames { key: "8.6" value: "model.sm86.plan" }' in trt
+    assert 'cc_model_filenames { key: "9.0" value: "model.sm90.plan" }' in trt
+    assert (out / "digits/1/model.py").read_bytes() == BLS_MODEL.read_bytes()
+    bls = (out / "digits/config.pbtxt").read_text()
+    assert '{\\"model\\":\\"mnist_trt_fp16\\",' in bls and "mnist_trt_tf32" not in bls
+
+
+def test_without_engines_the_pipeline_calls_the_onnx_model(
+    tiny_onnx: Path, write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    out = tmp_path / "repo"
+    planned, _ = render_repo(write_manifest(ENGINES_MANIFEST), out, ("python-onnxruntime",))
+    assert [p.name for p in planned] == ["mnist", "digits"]
+    assert (
+        '[{\\"model\\":\\"mnist\\",\\"data_type\\":\\"TYPE_FP32\\"}]'
+        in (out / "digits/config.pbtxt").read_text()
+    )
+
+
+def test_bad_engines_change_nothing(
+    tiny_onnx: Path, write_manifest: WriteManifest, tmp_path: Path
+) -> None:
+    manifest = write_manifest(ENGINES_MANIFEST)
+    out = tmp_path / "repo"
+    with pytest.raises(DltkError, match="does not allow tensorrt; add tensorrt to --runtimes"):
+        render_repo(manifest, out, ("onnxruntime",), engines=(EngineRef("mnist", "fp16", "8.6"),))
+    with pytest.raises(DltkError, match="no tensorrt runtime with precision 'int8'"):
+        render_repo(
+            manifest, out, ("onnxruntime", "tensorrt"), engines=(EngineRef("mnist", "int8", "8.6"),)
+        )
+    assert not out.exists()
+
+
+def test_parse_engines() -> None:
+    plan = '{"engines": [{"model": "m", "precision": "fp16", "cc": "8.6", "key": "k"}]}'
+    assert parse_engines(plan) == (EngineRef("m", "fp16", "8.6"),)
+    assert parse_engines('[{"model": "m", "precision": "tf32", "cc": "9.0"}]') == (
+        EngineRef("m", "tf32", "9.0"),
+    )
+    assert parse_engines(None) == parse_engines("") == ()
+    with pytest.raises(DltkError, match="--engines is not JSON"):
+        parse_engines("mnist:fp16")
+    with pytest.raises(DltkError, match="objects with model, precision and cc"):
+        parse_engines('[{"model": "m"}]')
+
+
+def test_external_data_travels_with_the_model(
+    tmp_path: Path,
+    write_manifest: WriteManifest,
+    manifest_text: str,
+    build_onnx: Callable[..., Path],
+) -> None:
+    build_onnx(tmp_path / "models" / "mnist.onnx", external_data=True)
+    out = tmp_path / "repo"
+    render_repo(write_manifest(manifest_text), out, ("python-onnxruntime",))
+    data = out / "mnist/1/mnist.onnx.data"
+    assert data.read_bytes() == (tmp_path / "models/mnist.onnx.data").read_bytes()
+    repo = tmp_path / "added"
+    add_model(tmp_path / "models" / "mnist.onnx", "digits", repo)
+    assert (repo / "digits/1/mnist.onnx.data").is_file()
+    (tmp_path / "models/mnist.onnx.data").unlink()
+    with pytest.raises(DltkError, match="external data file mnist.onnx.data is missing"):
+        render_repo(write_manifest(manifest_text), tmp_path / "third", ("onnxruntime",))
+
+
+def test_add_keeps_full_dims_of_a_fixed_batch_zoo_model(tmp_path: Path) -> None:
+    import onnx
+
+    zoo = Path(onnx.__file__).parent / "backend/test/data/light/light_zfnet512.onnx"
+    plan = add_model(zoo, "zfnet", tmp_path / "repo", runtime="python-onnxruntime")
+    assert plan.model.batch.max == 0
+    config = (tmp_path / "repo/zfnet/config.pbtxt").read_text()
+    assert "max_batch_size: 0" in config and "dynamic_batching" not in config
+    assert 'name: "gpu_0/data_0"' in config and "dims: [ 1, 3, 224, 224 ]" in config
+
+
+def test_load_restores_the_serving_version_or_removes_a_new_model(tmp_path: Path) -> None:
+    from dltk.repo_load import restore_model
+
+    repo, previous = tmp_path / "repo", tmp_path / "previous"
+    (repo / "mnist/1").mkdir(parents=True)
+    (repo / "mnist/1/model.onnx").write_bytes(b"broken")
+    (repo / "mnist/1/extra.onnx.data").write_bytes(b"new side file")
+    (previous / "mnist/1").mkdir(parents=True)
+    (previous / "mnist/1/model.onnx").write_bytes(b"serving")
+    assert restore_model(repo, previous, "mnist") == f"restored mnist from {previous / 'mnist'}"
+    assert sorted(snapshot(repo)) == ["mnist", "mnist/1", "mnist/1/model.onnx"]
+    assert (repo / "mnist/1/model.onnx").read_bytes() == b"serving"
+    (repo / "fresh/1").mkdir(parents=True)
+    assert (
+        restore_model(repo, previous, "fresh")
+        == "removed the new model fresh (no previous version)"
+    )
+    assert not (repo / "fresh").exists()
+
+
+def test_load_reports_the_first_line_of_the_servers_error() -> None:
+    from dltk.repo_load import _error_text
+
+    body = (
+        '{"error": "load failed for model \'m\': bad op\\n\\nAt:\\n  model.py(57): initialize\\n"}'
+    )
+    assert _error_text(body) == "load failed for model 'm': bad op"
+    assert _error_text("") == "no error text from the server"
+
+
+def test_load_validates_before_loading_anything(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "repo"
+    render_repo(manifest, out, ("python-onnxruntime",))
+    (out / "mnist/config.pbtxt").write_text("bogus: 1\n")
+    # No server listens on this URL: the invalid config stops the command before any request.
+    args = ["repo", "load", "--url", "127.0.0.1:9", "--repo", str(out), "mnist"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("dltk repo: error: not loading anything: ") and "bogus" in err
+    assert main(["repo", "load", "--url", "127.0.0.1:9", "--repo", str(out)]) == 1
+    assert "name the models to load" in capsys.readouterr().err

@@ -340,3 +340,52 @@ def test_unreadable_onnx_is_reported(tmp_path: Path, make_model: MakeModel) -> N
     (problem,) = validate_repo(tmp_path / "repo")
     assert problem.file == onnx_file
     assert problem.message.startswith("not a readable ONNX model (")
+
+
+TRT = GOOD.replace('name: "mnist"', 'name: "mnist_trt_fp16"').replace(
+    'platform: "onnxruntime_onnx"', 'platform: "tensorrt_plan"'
+) + (
+    'cc_model_filenames { key: "8.6" value: "model.sm86.plan" }\n'
+    'cc_model_filenames { key: "9.0" value: "model.sm90.plan" }\n'
+)
+
+
+def test_tensorrt_plans_per_compute_capability(problems_of: ProblemsOf, tmp_path: Path) -> None:
+    _, problems = problems_of(TRT, name="mnist_trt_fp16", files=("1/model.sm90.plan",))
+    assert problems == []
+    repo = tmp_path / "other"
+    (repo / "mnist_trt_fp16" / "1").mkdir(parents=True)
+    (repo / "mnist_trt_fp16" / "config.pbtxt").write_text(TRT)
+    assert [str(p) for p in validate_repo(repo)] == [
+        f"{repo}/mnist_trt_fp16/1: none of the cc_model_filenames (model.sm86.plan, "
+        "model.sm90.plan) is here; build the engines on the GPU host (trt_engines role) and copy "
+        "them in"
+    ]
+    # Rendered on the control node, the plans arrive on the GPU host later.
+    assert validate_repo(repo, plans_on_host=frozenset({"mnist_trt_fp16"})) == []
+
+
+def test_cc_model_filenames_values_are_checked(problems_of: ProblemsOf) -> None:
+    bad = TRT.replace('key: "9.0" value: "model.sm90.plan"', 'key: "sm90" value: "../x.plan"')
+    config, problems = problems_of(bad, name="mnist_trt_fp16", files=("1/model.sm86.plan",))
+    assert problems == [
+        f"{config}:28:1: cc_model_filenames key 'sm90' is not a compute capability like 8.6",
+        f"{config}:28:1: cc_model_filenames['sm90'] = '../x.plan' must be a file name in the "
+        "version directory",
+    ]
+
+
+def test_external_data_must_sit_next_to_the_model(
+    tmp_path: Path, build_onnx: Callable[..., Path]
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "mnist").mkdir(parents=True)
+    (repo / "mnist" / "config.pbtxt").write_text(GOOD)
+    build_onnx(repo / "mnist" / "1" / "model.onnx", external_data=True)
+    assert validate_repo(repo) == []
+    (repo / "mnist" / "1" / "model.onnx.data").unlink()
+    (problem,) = validate_repo(repo)
+    assert str(problem) == (
+        f"{repo}/mnist/1/model.onnx: external data file model.onnx.data is missing next to the "
+        f"model; copy it to {repo}/mnist/1/model.onnx.data"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -11,9 +12,11 @@ import numpy as np
 import pytest
 
 from dltk.errors import DltkError
+from dltk.metrics import ModelMetrics
 from dltk.perf import ConcurrencyRange, PerfConfig, PerfResult, PerfRow
-from dltk.verify import options_from_args
+from dltk.verify_cli import options_from_args
 from dltk.verify_data import load_samples
+from dltk.verify_perf import metrics_check, perf_errors, slo_check
 from dltk.verify_records import (
     DEFAULT_ATOL,
     FAIL,
@@ -21,6 +24,7 @@ from dltk.verify_records import (
     SKIP,
     BadInputProbe,
     Check,
+    Slo,
     TensorSpec,
     VerifyOptions,
     accuracy,
@@ -36,7 +40,7 @@ from dltk.verify_records import (
     synthetic_inputs,
     wrong_shape,
 )
-from dltk.verify_report import build_report, checks_table, write_report
+from dltk.verify_report import build_report, checks_table, failure_line, write_report
 
 # Shapes of what tritonserver 2.51 answered for the rendered MNIST python-onnxruntime model.
 METADATA = {
@@ -239,6 +243,13 @@ def _args(**over: object) -> argparse.Namespace:
         perf_interval_ms=1000,
         perf_max_trials=5,
         perf_stability=50.0,
+        perf_shared_memory="none",
+        perf_async=False,
+        perf_threads=None,
+        metrics_url=None,
+        slo_min_throughput=0.0,
+        slo_max_p99_ms=0.0,
+        slo_max_errors=None,
         report=None,
         timeout=60.0,
         atol=DEFAULT_ATOL,
@@ -264,8 +275,144 @@ def test_options_from_args() -> None:
         ({"concurrency": "1:100"}, "concurrency range"),
         ({"url": "nowhere"}, "HOST:PORT"),
         ({"perf_protocol": "grpc"}, "--perf-protocol grpc needs --grpc-url"),
+        ({"slo_min_throughput": 100.0}, "gate a perf run: add --perf"),
+        ({"slo_max_p99_ms": -1.0, "perf": True}, "must be >= 0"),
+        ({"slo_max_errors": -1}, "--slo-max-errors must be >= 0"),
+        ({"metrics_url": "nowhere"}, "HOST:PORT"),
     ],
 )
 def test_options_reject_bad_input(over: dict, message: str) -> None:
     with pytest.raises(DltkError, match=message):
         options_from_args(_args(**over))
+
+
+def test_options_carry_slo_metrics_and_client_settings() -> None:
+    opts = options_from_args(
+        _args(
+            perf=True,
+            grpc_url="127.0.0.1:8001",
+            perf_protocol="grpc",
+            perf_shared_memory="system",
+            perf_async=True,
+            perf_threads=2,
+            metrics_url="http://127.0.0.1:8002/",
+            slo_min_throughput=500.0,
+            slo_max_p99_ms=20.0,
+            slo_max_errors=0,
+        )
+    )
+    assert opts.metrics_url == "127.0.0.1:8002"
+    assert opts.perf_shared_memory and opts.perf_async and opts.perf_threads == 2
+    assert opts.slo == Slo(min_throughput=500.0, max_p99_ms=20.0, max_errors=0)
+
+
+def _rows() -> list[PerfRow]:
+    # concurrency, infer/s, p50, p90, p95, p99
+    return [
+        PerfRow(1, 1000.0, 1.0, 1.5, 1.8, 2.0),
+        PerfRow(2, 1800.0, 1.2, 2.0, 3.0, 6.0),
+        PerfRow(4, 2400.0, 2.0, 5.0, 9.0, 15.0),
+    ]
+
+
+def test_slo_without_gates_is_skipped() -> None:
+    assert slo_check(Slo(), _rows(), 0).result == SKIP
+
+
+def test_slo_passes_with_the_best_point_within_the_latency_budget() -> None:
+    check = slo_check(Slo(min_throughput=1500, max_p99_ms=10, max_errors=0), _rows(), 0)
+    assert check.result == PASS
+    assert check.data["best_concurrency"] == 2 and check.data["best_throughput"] == 1800.0
+    assert "1800 infer/s at concurrency 2 (p99 6.00 ms <= 10 ms) >= min 1500" in check.detail
+
+
+@pytest.mark.parametrize(
+    ("slo", "errors", "reason"),
+    [
+        (Slo(min_throughput=2000, max_p99_ms=10), 0, "best throughput 1800 infer/s"),
+        (Slo(min_throughput=5000), 0, "< min 5000 infer/s"),
+        (Slo(max_p99_ms=1.0), 0, "p99 latency 2.00 ms at concurrency 1 (the lowest measured)"),
+        (Slo(max_errors=0), 3, "3 failed requests during perf_analyzer > max 0"),
+        (Slo(max_errors=0), None, "needs the metrics port"),
+    ],
+)
+def test_slo_fails_with_a_one_line_reason(slo: Slo, errors: int | None, reason: str) -> None:
+    check = slo_check(slo, _rows(), errors)
+    assert check.result == FAIL and reason in check.detail
+    assert "\n" not in check.detail
+    assert failure_line([Check("a", PASS, ""), check]).startswith(f"FAILED slo: {check.detail}")
+
+
+def test_slo_throughput_gate_needs_a_perf_sweep() -> None:
+    check = slo_check(Slo(min_throughput=1.0), None, None)
+    assert check.result == FAIL and "need a perf_analyzer sweep" in check.detail
+
+
+def test_perf_errors_counts_server_failures_and_a_failed_run() -> None:
+    assert perf_errors(None, False) is None
+    assert perf_errors(None, True) == 1
+    failed = ModelMetrics("mnist", success=10, failure=2)
+    assert perf_errors(failed, False) == 2 and perf_errors(failed, True) == 3
+
+
+def test_metrics_check_reports_batching_and_queue_vs_compute() -> None:
+    whole = ModelMetrics(
+        "mnist",
+        success=100,
+        inferences=800,
+        executions=50,
+        queue_us=20_000,
+        compute_infer_us=50_000,
+    )
+    check = metrics_check("mnist", whole, whole, _rows())
+    assert check.result == PASS
+    assert "avg batch 16.00 (800 inferences / 50 executions)" in check.detail
+    assert "queue 0.200 ms vs compute 0.500 ms per request" in check.detail
+    assert check.data["perf"]["avg_batch"] == 16.0
+    assert metrics_check("mnist", None, None, None).result == SKIP
+    assert metrics_check("mnist", None, None, None, "cannot scrape").result == FAIL
+    nothing = metrics_check("mnist", ModelMetrics("mnist"), ModelMetrics("mnist"), _rows())
+    assert nothing.result == FAIL and "no successful request" in nothing.detail
+
+
+def test_report_bundle_has_markdown_csv_and_plot(tmp_path: Path) -> None:
+    opts = VerifyOptions(
+        url="127.0.0.1:8000", model="mnist", slo=Slo(min_throughput=100, max_p99_ms=50)
+    )
+    checks = [Check("server live", PASS, "ok"), Check("slo", FAIL, "p99 | too high")]
+    metrics = {"perf": ModelMetrics("mnist", success=4, inferences=8, executions=2)}
+    report = build_report(
+        opts, checks, "2026-01-01T00:00:00+00:00", {}, None, _perf_result([100.0, 150.0]), metrics
+    )
+    written = write_report(tmp_path / "mnist.json", report, perf_csv="Concurrency,x\n1,2\n")
+    names = sorted(p.name for p in written)
+    md = (tmp_path / "mnist.md").read_text()
+    assert "**FAILED**" in md and "p99 \\| too high" in md
+    if importlib.util.find_spec("matplotlib") is None:
+        print("matplotlib is not installed: checking the report says there is no plot")
+        assert names == ["mnist.json", "mnist.md", "mnist.perf.csv"]
+        assert "no throughput-vs-latency plot: matplotlib is not installed" in md
+    else:
+        assert names == ["mnist.json", "mnist.md", "mnist.perf.csv", "mnist.png"]
+        assert (tmp_path / "mnist.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "![throughput vs latency](mnist.png)" in md
+    assert "| perf | 4 | 0 | 4.00 |" in md
+    data = json.loads((tmp_path / "mnist.json").read_text())
+    assert data["slo"]["max_p99_ms"] == 50 and data["metrics"]["perf"]["avg_batch"] == 4.0
+
+
+def test_report_without_perf_has_no_plot(tmp_path: Path) -> None:
+    opts = VerifyOptions(url="127.0.0.1:8000", model="mnist")
+    report = build_report(opts, [Check("a", PASS, "")], "t", {}, None, None)
+    written = write_report(tmp_path / "r.json", report)
+    assert sorted(p.name for p in written) == ["r.json", "r.md"]
+
+
+def test_report_removes_a_stale_plot_and_csv(tmp_path: Path) -> None:
+    opts = VerifyOptions(url="127.0.0.1:8000", model="mnist")
+    with_perf = build_report(opts, [Check("a", PASS, "")], "t", {}, None, _perf_result([9.0]))
+    (tmp_path / "r.png").write_bytes(b"an earlier run's plot")
+    write_report(tmp_path / "r.json", with_perf, perf_csv="x\n")
+    assert (tmp_path / "r.perf.csv").exists()
+    write_report(tmp_path / "r.json", build_report(opts, [], "t", {}, None, None))
+    assert not (tmp_path / "r.png").exists() and not (tmp_path / "r.perf.csv").exists()

@@ -1,0 +1,399 @@
+"""`dltk engines plan`: the trtexec command and cache key of every TensorRT engine to build.
+
+One engine per manifest model (runtime `tensorrt`) x precision x GPU compute capability. The
+engine is built by trtexec inside the TensorRT container of the Triton release (the trt_engines
+role runs it on the GPU host); engines are not portable across TensorRT versions or GPU
+generations, so each is keyed by sha256 of (ONNX bytes and external data, the trtexec flags that
+shape the engine, TensorRT version, compute capability). Same input, same key; any change, a
+new key - an existing `plans/<key>.plan` is a cache hit and is not rebuilt.
+
+Everything here is pure except reading the ONNX files; no GPU is needed to plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from dltk.errors import DltkError
+from dltk.manifest import Manifest, ModelSpec, load_manifest, trt_model_name
+from dltk.onnx_graph import TensorSpec, content_sha256, external_data_files
+
+# TensorRT inside nvcr.io/nvidia/tensorrt:24.10-py3, the release of Triton 2.51 (24.10).
+DEFAULT_TRT_VERSION = "10.5.0"
+CONTAINER_DIR = "/engines"
+CC_PATTERN = re.compile(r"^(?:(?P<device>\d+)=)?(?P<cc>\d{1,2}\.\d)$")
+# trtexec I/O format type per ONNX element type (for --inputIOFormats/--outputIOFormats).
+IO_TYPES = {
+    "FLOAT": "fp32",
+    "FLOAT16": "fp16",
+    "BFLOAT16": "bf16",
+    "INT32": "int32",
+    "INT64": "int64",
+    "INT8": "int8",
+    "UINT8": "uint8",
+    "BOOL": "bool",
+}
+# Characters trtexec splits its shape and format specs on: a name with them cannot be passed.
+UNUSABLE_IN_NAMES = (",", "'", "*")
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9_./-]+$")
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """One engine: what trtexec builds, its cache key and where the files go."""
+
+    model: str
+    precision: str
+    cc: str
+    device: int
+    trt_version: str
+    key: str
+    triton_model: str
+    onnx: str  # ONNX file on the control node
+    onnx_files: tuple[str, ...]  # it and its external-data files (names relative to its dir)
+    flags: tuple[str, ...]  # the trtexec flags that shape the engine (part of the key)
+    argv: tuple[str, ...]  # the whole command, with paths inside the TensorRT container
+    engine: str  # relative to the engines directory: plans/<key>.plan
+    engine_filename: str  # its name in the Triton version directory
+
+
+def engine_filename(cc: str) -> str:
+    """The plan file name for compute capability `cc` in a version directory (8.6 -> sm86)."""
+    return f"model.sm{check_cc(cc).replace('.', '')}.plan"
+
+
+def check_cc(cc: str) -> str:
+    if not re.fullmatch(r"\d{1,2}\.\d", cc):
+        raise DltkError(f"GPU compute capability {cc!r} must look like 8.6 (major.minor)")
+    return cc
+
+
+def parse_gpus(values: list[str]) -> dict[str, int]:
+    """`--gpu-cc` values (`8.6` or `DEVICE=8.6`) -> compute capability -> first CUDA device."""
+    if not values:
+        raise DltkError("give the GPU's compute capability with --gpu-cc X.Y (e.g. 8.6)")
+    found: dict[str, int] = {}
+    for position, value in enumerate(values):
+        match = CC_PATTERN.match(value.strip())
+        if not match:
+            raise DltkError(
+                f"--gpu-cc {value!r} must look like 8.6 or 1=8.6 (CUDA device=compute capability)"
+            )
+        device = int(match["device"]) if match["device"] is not None else position
+        found.setdefault(match["cc"], device)
+    return dict(sorted(found.items(), key=lambda item: tuple(map(int, item[0].split(".")))))
+
+
+def engine_io_dtype(model: ModelSpec, precision: str, tensor: TensorSpec) -> str:
+    """ONNX dtype of `tensor` at the engine's boundary: FLOAT16 for fp16 I/O engines."""
+    fp16_io = model.tensorrt.fp16_io and precision == "fp16"
+    return "FLOAT16" if fp16_io and tensor.dtype == "FLOAT" else tensor.dtype
+
+
+def trtexec_name(name: str) -> str:
+    """A tensor name as trtexec reads it in a spec: quoted when it holds ':' or the like."""
+    bad = [c for c in UNUSABLE_IN_NAMES if c in name]
+    if bad or not name:
+        raise DltkError(
+            f"tensor name {name!r} contains {bad[0] if bad else 'nothing'!r}, which trtexec "
+            "cannot parse in --minShapes/--inputIOFormats; rename the tensor in the ONNX graph"
+        )
+    return name if PLAIN_NAME.match(name) else f"'{name}'"
+
+
+def shape_specs(model: ModelSpec) -> dict[str, str]:
+    """--minShapes/--optShapes/--maxShapes values from the manifest's batch range.
+
+    Empty for a fixed-batch model (batch.max 0), whose ONNX shapes are all static.
+    """
+    variable = [t for t in model.inputs if -1 in t.dims]
+    if variable:
+        t = variable[0]
+        raise DltkError(
+            f"model {model.name!r} input {t.name!r} has variable dims {list(t.dims)}"
+            + (" after the batch dim" if model.batch.max else "")
+            + "; TensorRT engines here need fixed dims: export the model with static shapes"
+        )
+    if model.batch.max == 0:
+        return {}
+    specs = {}
+    for flag, size in (
+        ("min", model.batch.min),
+        ("opt", model.batch.opt),
+        ("max", model.batch.max),
+    ):
+        specs[f"--{flag}Shapes"] = ",".join(
+            f"{trtexec_name(t.name)}:{'x'.join(str(d) for d in (size, *t.dims))}"
+            for t in model.inputs
+        )
+    return specs
+
+
+def _io_formats(model: ModelSpec, precision: str, tensors: tuple[TensorSpec, ...]) -> str:
+    formats = []
+    for tensor in tensors:
+        dtype = engine_io_dtype(model, precision, tensor)
+        if dtype not in IO_TYPES:
+            raise DltkError(
+                f"model {model.name!r} tensor {tensor.name!r} is {dtype}, which has no trtexec "
+                f"I/O format; fp16_io supports {', '.join(IO_TYPES)}"
+            )
+        formats.append(f"{IO_TYPES[dtype]}:chw")
+    return ",".join(formats)
+
+
+def trtexec_flags(model: ModelSpec, precision: str) -> tuple[str, ...]:
+    """The flags that decide what engine trtexec builds (in a fixed order)."""
+    flags = [f"{flag}={value}" for flag, value in shape_specs(model).items()]
+    if precision == "fp16":
+        flags.append("--fp16")
+        if model.tensorrt.fp16_io:
+            flags.append(f"--inputIOFormats={_io_formats(model, precision, model.inputs)}")
+            flags.append(f"--outputIOFormats={_io_formats(model, precision, model.outputs)}")
+    elif precision != "tf32":  # tf32 is TensorRT's default for fp32 layers on Ampere and later
+        raise DltkError(f"unknown precision {precision!r}; use tf32 or fp16")
+    if model.tensorrt.workspace_mb:
+        flags.append(f"--memPoolSize=workspace:{model.tensorrt.workspace_mb}M")
+    return tuple(flags)
+
+
+def cache_key(onnx_sha256: str, flags: tuple[str, ...], trt_version: str, cc: str) -> str:
+    """sha256 of (ONNX content, engine flags, TensorRT version, compute capability)."""
+    payload = json.dumps(
+        {"onnx": onnx_sha256, "flags": list(flags), "tensorrt": trt_version, "cc": cc},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def trtexec_argv(
+    model: ModelSpec, flags: tuple[str, ...], key: str, cc: str, device: int, container_dir: str
+) -> tuple[str, ...]:
+    base = container_dir.rstrip("/")
+    return (
+        "trtexec",
+        f"--onnx={base}/onnx/{model.name}/{model.onnx.name}",
+        f"--saveEngine={base}/plans/{key}.plan.partial",
+        f"--timingCacheFile={base}/timing-sm{cc.replace('.', '')}.cache",
+        f"--device={device}",
+        "--skipInference",
+        *flags,
+    )
+
+
+def plan_engines(
+    manifest: Manifest,
+    gpus: dict[str, int],
+    trt_version: str,
+    container_dir: str = CONTAINER_DIR,
+) -> list[EnginePlan]:
+    """Every engine of the manifest for these GPUs (compute capability -> CUDA device)."""
+    if not re.fullmatch(r"\d+\.\d+(\.\d+){0,2}", trt_version):
+        raise DltkError(f"--trt-version {trt_version!r} must look like 10.5.0")
+    plans = []
+    for model in manifest.models:
+        if "tensorrt" not in model.runtimes:
+            continue
+        onnx_sha = content_sha256(model.onnx)
+        files = (model.onnx.name, *external_data_files(model.onnx))
+        for precision in model.precisions:
+            flags = trtexec_flags(model, precision)
+            for cc, device in gpus.items():
+                key = cache_key(onnx_sha, flags, trt_version, cc)
+                plans.append(
+                    EnginePlan(
+                        model=model.name,
+                        precision=precision,
+                        cc=cc,
+                        device=device,
+                        trt_version=trt_version,
+                        key=key,
+                        triton_model=trt_model_name(model.name, precision),
+                        onnx=str(model.onnx.resolve()),
+                        onnx_files=files,
+                        flags=flags,
+                        argv=trtexec_argv(model, flags, key, cc, device, container_dir),
+                        engine=f"plans/{key}.plan",
+                        engine_filename=engine_filename(cc),
+                    )
+                )
+    return plans
+
+
+@dataclass(frozen=True)
+class GpuDecision:
+    """Whether a host builds engines, for which GPUs (DEVICE=X.Y), and why (printed)."""
+
+    present: bool
+    gpus: tuple[str, ...]
+    reason: str
+    error: str = ""  # set when the host should build but its GPUs are unknown
+
+
+def parse_nvidia_smi(text: str) -> tuple[str, ...]:
+    """`nvidia-smi --query-gpu=index,compute_cap --format=csv,noheader` -> ("0=8.6", ...)."""
+    gpus = []
+    for line in text.splitlines():
+        match = re.fullmatch(r"\s*(\d+)\s*,\s*(\d{1,2}\.\d)\s*", line)
+        if match:
+            gpus.append(f"{match[1]}={match[2]}")
+    return tuple(gpus)
+
+
+def decide_gpus(
+    mode: str,
+    nvidia_pci_devices: int,
+    smi_rc: int | None,
+    smi_output: str = "",
+    forced_cc: tuple[str, ...] = (),
+) -> GpuDecision:
+    """The trt_engines role's decision from what it found on the host (pure).
+
+    mode: auto (a PCI device of vendor 0x10de or a working nvidia-smi means a GPU), present
+    (build whatever was found), absent (never build). `forced_cc` replaces nvidia-smi's list.
+    """
+    if mode not in ("auto", "present", "absent"):
+        raise DltkError(f"GPU mode {mode!r} must be auto, present or absent")
+    for cc in forced_cc:
+        check_cc(cc.split("=")[-1])
+    smi_gpus = parse_nvidia_smi(smi_output) if smi_rc == 0 else ()
+    gpus = tuple(forced_cc) or smi_gpus
+    smi = "nvidia-smi lists no GPU" if smi_rc == 0 else f"nvidia-smi does not run (rc {smi_rc})"
+    if mode == "absent":
+        return GpuDecision(False, gpus, "disabled by trt_engines_gpu=absent")
+    found = nvidia_pci_devices > 0 or bool(smi_gpus)
+    if mode == "auto" and not found:
+        reason = f"no NVIDIA GPU found (no PCI device of vendor 0x10de, and {smi})"
+        return GpuDecision(False, gpus, reason)
+    if mode == "present":
+        why = "forced by trt_engines_gpu=present"
+    elif nvidia_pci_devices:
+        why = f"{nvidia_pci_devices} NVIDIA PCI device(s)"
+    else:
+        why = "nvidia-smi answers"
+    if not gpus:
+        return GpuDecision(
+            True,
+            (),
+            why,
+            error=f"this host should build engines ({why}) but {smi}: install the NVIDIA "
+            'driver (nvidia_driver role) or set trt_engines_gpu_cc, e.g. ["8.6"]',
+        )
+    return GpuDecision(True, gpus, f"{why}; GPUs {', '.join(gpus)}")
+
+
+def plan_json(plans: list[EnginePlan], gpus: dict[str, int], trt_version: str) -> str:
+    document = {
+        "tensorrt": trt_version,
+        "gpus": [{"cc": cc, "device": device} for cc, device in gpus.items()],
+        "engines": [asdict(p) for p in plans],
+    }
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def _print_plan(plans: list[EnginePlan], trt_version: str) -> None:
+    table = Table(title=f"TensorRT {trt_version} engines")
+    for column in ("model", "precision", "cc", "triton model", "cache key"):
+        table.add_column(column, no_wrap=True)
+    for p in plans:
+        table.add_row(p.model, p.precision, p.cc, p.triton_model, p.key[:16])
+    console.print(table)
+    for p in plans:
+        console.print(
+            f"# {p.triton_model} cc {p.cc} key {p.key}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(" ".join(p.argv), markup=False, highlight=False, soft_wrap=True)
+    if not plans:
+        console.print("no model of the manifest lists the tensorrt runtime: nothing to build")
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    gpus = parse_gpus(args.gpu_cc)
+    manifest = load_manifest(Path(args.manifest))
+    plans = plan_engines(manifest, gpus, args.trt_version, args.container_dir)
+    if args.json:
+        print(plan_json(plans, gpus, args.trt_version), end="")
+    else:
+        _print_plan(plans, args.trt_version)
+    return 0
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    decision = decide_gpus(
+        args.mode,
+        args.nvidia_pci_devices,
+        args.nvidia_smi_rc,
+        args.nvidia_smi_output,
+        tuple(args.gpu_cc),
+    )
+    print(json.dumps(asdict(decision), sort_keys=True))
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "engines",
+        help="plan TensorRT engine builds (trtexec commands and cache keys)",
+        description="TensorRT engines of the manifest's models (runtime tensorrt).",
+    )
+    verbs = parser.add_subparsers(dest="engines_command", metavar="VERB", required=True)
+    plan = verbs.add_parser(
+        "plan",
+        help="print the trtexec command and cache key of every engine",
+        description="One engine per model x precision x compute capability, keyed by sha256 of "
+        "(ONNX bytes, trtexec flags, TensorRT version, compute capability). Deterministic: same "
+        "input, same output. Needs no GPU.",
+    )
+    plan.add_argument("--manifest", default="model_repo/models.yml", help="the model manifest")
+    plan.add_argument(
+        "--gpu-cc",
+        action="append",
+        default=[],
+        metavar="[DEVICE=]X.Y",
+        help="compute capability of the target GPU, e.g. 8.6 (repeat for several GPUs)",
+    )
+    plan.add_argument(
+        "--trt-version",
+        default=DEFAULT_TRT_VERSION,
+        help=f"TensorRT version of the build container (default {DEFAULT_TRT_VERSION}, 24.10)",
+    )
+    plan.add_argument(
+        "--container-dir",
+        default=CONTAINER_DIR,
+        help=f"engines directory inside the TensorRT container (default {CONTAINER_DIR})",
+    )
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON (for Ansible)")
+    plan.set_defaults(func=run_plan)
+
+    detect = verbs.add_parser(
+        "detect",
+        help="decide from a host's findings whether it builds engines (JSON, for trt_engines)",
+        description="Print as JSON whether a host builds TensorRT engines, for which GPUs and "
+        "why, from what the trt_engines role found there.",
+    )
+    detect.add_argument("--mode", default="auto", help="auto, present or absent")
+    detect.add_argument(
+        "--nvidia-pci-devices", type=int, default=0, help="PCI devices of vendor 0x10de"
+    )
+    detect.add_argument("--nvidia-smi-rc", type=int, default=None, help="exit code of nvidia-smi")
+    detect.add_argument(
+        "--nvidia-smi-output", default="", help="its `index, compute_cap` CSV output"
+    )
+    detect.add_argument(
+        "--gpu-cc", action="append", default=[], help="compute capability that overrides it"
+    )
+    detect.set_defaults(func=run_detect)

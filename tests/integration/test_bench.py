@@ -1,0 +1,72 @@
+"""`dltk bench serving` end to end on the real local tritonserver, kept short (small batches,
+short perf windows); the two stdout lines a script reads, and what the JSON records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dltk.bench_serving import parse_ratio_lines
+
+from .support import MANIFEST, Artifacts, run_dltk
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_serving_prints_two_ratio_lines(artifacts: Artifacts, tmp_path: Path) -> None:
+    out = tmp_path / "serving.json"
+    proc = run_dltk(
+        "bench",
+        "serving",
+        "--manifest",
+        str(MANIFEST),
+        "--batches",
+        "1,8",
+        "--budget-s",
+        "0.2",
+        "--sweep",
+        "1:1",
+        "--served-batch",
+        "8",
+        "--max-batch-size",
+        "8",
+        "--concurrency",
+        "4",
+        "--interval-ms",
+        "500",
+        "--out",
+        str(out),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 2, proc.stdout
+    ratios = parse_ratio_lines(proc.stdout)
+    assert set(ratios) == {"served/in-process", "tuned/default"}
+    assert all(value > 0 for value in ratios.values())
+
+    data = json.loads(out.read_text())
+    assert data["ratio_served_inprocess"] == pytest.approx(ratios["served/in-process"], abs=0.006)
+    assert [t["batch"] for t in data["inprocess"]] == [1, 8]
+    assert data["served"]["batch"] == 8 and data["tuned"]["batch"] == 1
+    assert data["tuned"]["concurrency"] == data["default"]["concurrency"] == "4:4:1"
+    # The default config has no dynamic batching: every execution ran exactly one request.
+    assert data["default"]["metrics"]["avg_batch"] == 1.0
+    assert data["default"]["metrics"]["failure"] == 0 and data["tuned"]["metrics"]["failure"] == 0
+    assert (
+        "--async" in data["tuned"]["command"]
+        and "--shared-memory system" in data["tuned"]["command"]
+    )
+    assert "tritonserver" in data["tuned"]["server_cpu_s"]
+
+
+def test_bench_serving_bad_input_is_one_line(tmp_path: Path) -> None:
+    proc = run_dltk("bench", "serving", "--served-batch", "512", "--max-batch-size", "64")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "dltk bench: error: --served-batch 512 must be between 1 and --max-batch-size 64"
+    ]
+    missing = run_dltk("bench", "serving", "--manifest", str(tmp_path / "none.yml"))
+    assert missing.returncode == 1 and "no such file" in missing.stderr

@@ -1,0 +1,100 @@
+"""bench_serving.py's pure parts: configs, ratios, the two output lines, /proc accounting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from dltk.bench_serving import (
+    ServingOptions,
+    best_of,
+    default_spec,
+    parse_proc_stat,
+    parse_ratio_lines,
+    ratio,
+    ratio_lines,
+    set_parameter,
+    tree_cpu_seconds,
+    tuned_spec,
+    write_repo,
+)
+from dltk.bench_timing import Timing
+from dltk.errors import DltkError
+from dltk.manifest import load_manifest
+from dltk.validate import validate_repo
+
+OPTS = ServingOptions(manifest=Path("models.yml"), instances=2, queue_delay_us=500)
+
+
+def _model(tiny_onnx: Path, write_manifest) -> object:  # type: ignore[no-untyped-def]
+    path = write_manifest(
+        """\
+        models:
+          - name: mnist
+            onnx: models/mnist.onnx
+            batch: {min: 1, opt: 16, max: 64}
+            runtimes: [python-onnxruntime]
+            dynamic_batching: {max_queue_delay_microseconds: 100}
+        """
+    )
+    return load_manifest(path).model("mnist")
+
+
+def test_tuned_and_default_configs_render_and_validate(
+    tiny_onnx: Path, write_manifest, tmp_path: Path
+) -> None:
+    model = _model(tiny_onnx, write_manifest)
+    tuned = write_repo(tmp_path / "tuned", tuned_spec(model, OPTS), "cpu", 2)
+    default = write_repo(tmp_path / "default", default_spec(model, OPTS), "cpu", 1)
+    tuned_text = (tuned / "mnist" / "config.pbtxt").read_text()
+    default_text = (default / "mnist" / "config.pbtxt").read_text()
+    assert "max_queue_delay_microseconds: 500" in tuned_text and "count: 2" in tuned_text
+    assert "max_batch_size: 256" in tuned_text and "max_batch_size: 256" in default_text
+    assert 'string_value: "2"' in tuned_text
+    assert "dynamic_batching" not in default_text and "count: 1" in default_text
+    for repo in (tuned, default):
+        assert (repo / "mnist" / "1" / "model.py").is_file()
+        assert (repo / "mnist" / "1" / "model.onnx").is_file()
+        assert not validate_repo(repo)
+
+
+def test_set_parameter_replaces_only_that_value() -> None:
+    text = 'parameters {\n  key: "intra_op_num_threads"\n  value: { string_value: "1" }\n}\n'
+    assert 'string_value: "4"' in set_parameter(text, "intra_op_num_threads", "4")
+    with pytest.raises(DltkError, match="no parameter 'other'"):
+        set_parameter(text, "other", "1")
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(DltkError, match="--served-batch 512"):
+        ServingOptions(manifest=Path("m"), served_batch=512, max_batch_size=256).check()
+    with pytest.raises(DltkError, match="--instances"):
+        ServingOptions(manifest=Path("m"), instances=0).check()
+
+
+def test_ratio_lines_round_trip() -> None:
+    lines = ratio_lines(0.8149, 3.004)
+    assert lines == ["ratio served/in-process: 0.81", "ratio tuned/default: 3.00"]
+    parsed = parse_ratio_lines("noise\n" + "\n".join(lines) + "\n")
+    assert parsed == {"served/in-process": 0.81, "tuned/default": 3.0}
+    assert ratio(1.0, 0.0) == 0.0 and ratio(3.0, 2.0) == 1.5
+
+
+def test_best_of_keeps_the_faster_run_per_batch() -> None:
+    slow = Timing(8, 10, 1.0, 100.0, 100.0, 100.0)
+    fast = Timing(8, 10, 0.5, 50.0, 50.0, 50.0)
+    other = Timing(1, 10, 1.0, 100.0, 100.0, 100.0)
+    assert best_of([slow, other], [fast]) == [other, fast]
+
+
+def test_parse_proc_stat_handles_spaces_in_the_command_name() -> None:
+    stat = "4242 (triton python b) S 4200 4242 4242 0 -1 4194560 1 0 0 0 150 30 0 0 20 0 9 0"
+    assert parse_proc_stat(stat) == (4200, "triton python b", 180.0)
+
+
+def test_tree_cpu_seconds_of_this_process_tree_is_not_negative() -> None:
+    usage = tree_cpu_seconds(os.getppid())
+    assert all(v >= 0 for v in usage.values())
+    assert any(True for _ in usage)  # this test process is a descendant of its parent

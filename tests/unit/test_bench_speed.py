@@ -1,0 +1,106 @@
+"""bench_speed.py: GPU detection, backends, tables and CSV (CPU runtimes for real)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dltk.bench_speed import (
+    NO_GPU,
+    Backend,
+    GpuStatus,
+    agreement,
+    detect_gpu,
+    ort_backends,
+    parse_nvidia_smi_list,
+    run_speed,
+    table_rows,
+    to_csv,
+    torch_backends,
+    torch_model_from_onnx,
+)
+from dltk.errors import DltkError
+from dltk.export import ExportResult
+
+SMI = """\
+GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-1f2e)
+GPU 1: NVIDIA H100 PCIe (UUID: GPU-9a8b)
+"""
+NO_GPU_HOST = GpuStatus(False, "nvidia-smi not found")
+# A GPU host as `nvidia-smi -L` would describe it: the CPU-only onnxruntime and torch here have
+# no CUDA, so the GPU columns must say which piece is missing, not "no GPU".
+FAKE_GPU_HOST = GpuStatus(True, "NVIDIA A100 (test double)")
+
+
+def test_parse_nvidia_smi_list() -> None:
+    assert parse_nvidia_smi_list(SMI) == ["NVIDIA A100-SXM4-80GB", "NVIDIA H100 PCIe"]
+    assert parse_nvidia_smi_list("No devices were found\n") == []
+
+
+def test_detect_gpu_with_a_test_double_for_nvidia_smi(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dltk.bench_speed.shutil.which", lambda _name: "/usr/bin/nvidia-smi")
+
+    def fake_smi(cmd: list[str], **_kw: object) -> subprocess.CompletedProcess[str]:
+        assert cmd == ["nvidia-smi", "-L"]
+        return subprocess.CompletedProcess(cmd, 0, SMI, "")
+
+    status = detect_gpu(runner=fake_smi)
+    assert status.present and "H100" in status.detail
+
+    def failing_smi(cmd: list[str], **_kw: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(cmd, 9, "", "NVIDIA-SMI has failed")
+
+    assert not detect_gpu(runner=failing_smi).present
+
+
+def test_detect_gpu_on_this_host_says_why_not() -> None:
+    status = detect_gpu()
+    if not status.present:
+        assert status.detail  # a reason, e.g. "nvidia-smi not found"
+
+
+def test_torch_model_uses_the_onnx_weights(exported_mnist: tuple[Path, ExportResult]) -> None:
+    out, _ = exported_mnist
+    backends = torch_backends(out / "mnist.onnx", NO_GPU_HOST) + ort_backends(
+        out / "mnist.onnx", NO_GPU_HOST
+    )
+    sample = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
+    diff = agreement(backends, sample)
+    assert diff is not None and diff < 1e-4
+
+
+def test_torch_model_rejects_another_onnx(tiny_onnx: Path) -> None:
+    with pytest.raises(DltkError, match="is not the MNIST CNN"):
+        torch_model_from_onnx(tiny_onnx)
+    names = {b.name: b.na for b in torch_backends(tiny_onnx, NO_GPU_HOST)}
+    assert names["PyTorch CPU"] == "n/a (no PyTorch model for this ONNX)"
+
+
+def test_gpu_columns_say_why_they_are_empty(tiny_onnx: Path) -> None:
+    cpu_host = {b.name: b.na for b in ort_backends(tiny_onnx, NO_GPU_HOST)}
+    assert cpu_host == {
+        "ONNX Runtime CPU": "",
+        "ONNX Runtime GPU": NO_GPU,
+        "TensorRT": NO_GPU,
+    }
+    gpu_host = {b.name: b.na for b in ort_backends(tiny_onnx, FAKE_GPU_HOST)}
+    assert gpu_host["ONNX Runtime GPU"] == "n/a (onnxruntime without CUDA)"
+    assert gpu_host["TensorRT"] == "n/a (TensorRT not installed)"
+
+
+def test_run_speed_times_real_onnxruntime_and_tabulates(tiny_onnx: Path) -> None:
+    backends = [*ort_backends(tiny_onnx, NO_GPU_HOST), Backend("Fake GPU", na=NO_GPU)]
+    sample = np.zeros((1, 1, 28, 28), np.float32)
+    results = run_speed(backends, (1, 4), sample, budget_s=0.05, max_iterations=5)
+    header, rows = table_rows(results)
+    assert header == ["batch", "ONNX Runtime CPU", "ONNX Runtime GPU", "TensorRT", "Fake GPU"]
+    assert [r[0] for r in rows] == ["1", "4"]
+    assert float(rows[1][1]) > 0 and rows[1][2] == NO_GPU
+    csv_lines = to_csv(results).splitlines()
+    assert csv_lines[0].startswith("backend,batch,ms_per_batch")
+    cpu_batch4 = next(line for line in csv_lines if line.startswith("ONNX Runtime CPU,4,"))
+    assert float(cpu_batch4.split(",")[5]) > 0  # samples/s
+    assert any(line.endswith(f",{NO_GPU}") or NO_GPU in line for line in csv_lines)

@@ -1,0 +1,205 @@
+"""The BLS pipeline model (python_models/bls_pipeline.py) outside tritonserver.
+
+`triton_python_backend_utils` exists only inside tritonserver's python stub, so these tests
+install FakeBlsPbUtils, a test double with the names the model uses; its BLS calls are answered
+by a real onnxruntime session of the target model. The real thing runs in
+tests/integration/test_models.py against the CPU tritonserver.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from dltk.config import Target, render_pipeline_config
+from dltk.manifest import BatchRange, ModelSpec, TensorSpec
+from dltk.manifest_options import PipelineSpec
+from dltk.repo import BLS_MODEL
+
+
+class FakeError(Exception):
+    """Test double of pb_utils.TritonError."""
+
+    def message(self) -> str:
+        return str(self)
+
+
+@dataclass
+class FakeTensor:
+    """Test double of pb_utils.Tensor."""
+
+    name: str
+    array: np.ndarray
+
+    def as_numpy(self) -> np.ndarray:
+        return self.array
+
+
+@dataclass
+class FakeResponse:
+    """Test double of pb_utils.InferenceResponse."""
+
+    output_tensors: list[FakeTensor]
+    error: Any = None
+
+    def has_error(self) -> bool:
+        return self.error is not None
+
+
+@dataclass
+class FakeServer:
+    """Which models are ready and what answers them (a test double of tritonserver)."""
+
+    sessions: dict[str, ort.InferenceSession]
+    ready: set[str]
+    calls: list[tuple[str, np.dtype]] = field(default_factory=list)
+
+
+def fake_pb_utils(server: FakeServer) -> types.ModuleType:
+    """FakeBlsPbUtils: a test double of triton_python_backend_utils with BLS answered by ORT."""
+    fake = types.ModuleType("triton_python_backend_utils")
+
+    class InferenceRequest:
+        def __init__(self, model_name: str, requested_output_names: list[str], inputs: list):
+            self.model, self.outputs, self.inputs = model_name, requested_output_names, inputs
+
+        def exec(self) -> FakeResponse:
+            (tensor,) = self.inputs
+            server.calls.append((self.model, tensor.array.dtype))
+            session = server.sessions[self.model]
+            feed = {tensor.name: tensor.array.astype(np.float32)}
+            result = session.run(self.outputs, feed)
+            return FakeResponse(
+                [FakeTensor(n, r) for n, r in zip(self.outputs, result, strict=True)]
+            )
+
+    def get_input_tensor_by_name(request: dict, name: str) -> FakeTensor | None:
+        return FakeTensor(name, request[name]) if name in request else None
+
+    def get_output_tensor_by_name(response: FakeResponse, name: str) -> FakeTensor:
+        return next(t for t in response.output_tensors if t.name == name)
+
+    fake.Tensor = FakeTensor  # type: ignore[attr-defined]
+    fake.InferenceResponse = FakeResponse  # type: ignore[attr-defined]
+    fake.InferenceRequest = InferenceRequest  # type: ignore[attr-defined]
+    fake.TritonError = FakeError  # type: ignore[attr-defined]
+    fake.TritonModelException = RuntimeError  # type: ignore[attr-defined]
+    fake.get_input_tensor_by_name = get_input_tensor_by_name  # type: ignore[attr-defined]
+    fake.get_output_tensor_by_name = get_output_tensor_by_name  # type: ignore[attr-defined]
+    fake.is_model_ready = lambda model_name: model_name in server.ready  # type: ignore[attr-defined]
+    return fake
+
+
+MODEL = ModelSpec(
+    name="mnist",
+    onnx=Path("mnist.onnx"),
+    batch=BatchRange(1, 16, 64),
+    runtimes=("tensorrt", "python-onnxruntime"),
+    precisions=("fp16",),
+    inputs=(TensorSpec("input", "FLOAT", (1, 28, 28)),),
+    outputs=(TensorSpec("logits", "FLOAT", (10,)),),
+)
+PIPELINE = PipelineSpec("digits", "mnist", mean=(0.1307,), std=(0.3081,))
+TARGETS = (Target("mnist_trt_fp16", "TYPE_FP16"), Target("mnist", "TYPE_FP32"))
+
+
+def config_json(pipeline: PipelineSpec = PIPELINE, model: ModelSpec = MODEL) -> str:
+    """The rendered config.pbtxt as the JSON Triton hands to initialize()."""
+    from google.protobuf import json_format, text_format
+    from tritonclient.grpc import model_config_pb2
+
+    text = render_pipeline_config(pipeline, model, TARGETS)
+    config = text_format.Parse(text, model_config_pb2.ModelConfig())
+    data = json_format.MessageToDict(config, preserving_proto_field_name=True)
+    for tensor in data["input"] + data["output"]:
+        tensor["dims"] = [int(d) for d in tensor["dims"]]
+    return json.dumps(data)
+
+
+@pytest.fixture
+def server(tmp_path: Path, build_onnx: Callable[..., Path]) -> FakeServer:
+    session = ort.InferenceSession(str(build_onnx(tmp_path / "mnist.onnx")))
+    return FakeServer({"mnist": session, "mnist_trt_fp16": session}, {"mnist"})
+
+
+def load(monkeypatch: pytest.MonkeyPatch, server: FakeServer, config: str | None = None) -> Any:
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake_pb_utils(server))
+    spec = importlib.util.spec_from_file_location("dltk_test_bls", BLS_MODEL)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.TritonPythonModel()
+    model.initialize({"model_config": config or config_json()})
+    return model
+
+
+def images(n: int) -> np.ndarray:
+    return np.random.default_rng(n).integers(0, 256, size=(n, 1, 28, 28), dtype=np.uint8)
+
+
+def test_normalizes_calls_the_onnx_model_and_answers_class_and_probabilities(
+    monkeypatch: pytest.MonkeyPatch, server: FakeServer
+) -> None:
+    model = load(monkeypatch, server)
+    pixels = images(3)
+    (response,) = model.execute([{"image": pixels}])
+    assert response.error is None
+    out = {t.name: t.array for t in response.output_tensors}
+    x = ((pixels.astype(np.float32) / 255 - 0.1307) / 0.3081).astype(np.float32)
+    logits = server.sessions["mnist"].run(["logits"], {"input": x})[0]
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(out["probabilities"], expected, rtol=1e-5, atol=1e-6)
+    assert out["class"].tolist() == [[int(i)] for i in logits.argmax(1)]
+    assert out["served_by"].tolist() == [[b"mnist"]] * 3
+    assert server.calls == [("mnist", np.dtype(np.float32))]
+
+
+def test_prefers_a_ready_engine_and_sends_its_dtype(
+    monkeypatch: pytest.MonkeyPatch, server: FakeServer
+) -> None:
+    model = load(monkeypatch, server)
+    server.ready.add("mnist_trt_fp16")
+    (response,) = model.execute([{"image": images(2)}])
+    assert response.output_tensors[2].array.tolist() == [[b"mnist_trt_fp16"]] * 2
+    assert server.calls == [("mnist_trt_fp16", np.dtype(np.float16))]
+    server.ready.discard("mnist_trt_fp16")  # unloaded: the next request goes to ONNX
+    model.execute([{"image": images(1)}])
+    assert server.calls[-1] == ("mnist", np.dtype(np.float32))
+
+
+def test_bad_requests_get_their_own_errors(
+    monkeypatch: pytest.MonkeyPatch, server: FakeServer
+) -> None:
+    model = load(monkeypatch, server)
+    responses = model.execute([{"image": images(1).astype(np.float32)}, {}, {"image": images(1)}])
+    assert str(responses[0].error) == "input 'image' has type float32, expected uint8"
+    assert str(responses[1].error) == "missing input 'image'"
+    assert responses[2].error is None
+    server.ready.clear()
+    (response,) = model.execute([{"image": images(1)}])
+    assert str(response.error) == "none of the pipeline's models is ready (mnist_trt_fp16, mnist)"
+
+
+def test_hwc_layout_is_transposed_with_per_channel_mean(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = FakeServer({}, set())
+    model = load(monkeypatch, server)
+    model.layout, model.mean, model.std = (
+        "HWC",
+        np.array([0.0, 0.5, 1.0]),
+        np.array([1.0, 0.5, 2.0]),
+    )
+    pixels = np.full((1, 2, 2, 3), 255, np.uint8)
+    x = model.normalize(pixels)
+    assert x.shape == (1, 3, 2, 2)
+    assert x[0, :, 0, 0].tolist() == [1.0, 1.0, 0.0]

@@ -1,0 +1,250 @@
+"""`dltk engines`: trtexec command lines, shape strings, cache keys, the cc mapping, the skip.
+
+TensorRT cannot run here (no GPU): these tests pin the logic the trt_engines role executes on
+GPU hosts; the role's no-GPU path runs for real in molecule/trt_engines.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from dltk.cli import main
+from dltk.engines import (
+    cache_key,
+    decide_gpus,
+    engine_filename,
+    parse_gpus,
+    parse_nvidia_smi,
+    plan_engines,
+    shape_specs,
+    trtexec_flags,
+    trtexec_name,
+)
+from dltk.errors import DltkError
+from dltk.manifest import BatchRange, ModelSpec, TensorSpec, load_manifest
+from dltk.manifest_options import TensorrtOptions
+
+MNIST = ModelSpec(
+    name="mnist",
+    onnx=Path("mnist.onnx"),
+    batch=BatchRange(1, 16, 64),
+    runtimes=("tensorrt", "onnxruntime"),
+    precisions=("fp16", "tf32"),
+    inputs=(TensorSpec("input", "FLOAT", (1, 28, 28)),),
+    outputs=(TensorSpec("logits", "FLOAT", (10,)),),
+)
+TWO_INPUTS = replace(
+    MNIST,
+    inputs=(TensorSpec("image:0", "FLOAT", (3, 8, 8)), TensorSpec("gpu_0/mask", "INT64", (8,))),
+)
+ENGINE_MANIFEST = """\
+models:
+  - name: mnist
+    onnx: models/mnist.onnx
+    batch: {min: 1, opt: 16, max: 64}
+    runtimes: [tensorrt, python-onnxruntime]
+    precisions: [fp16, tf32]
+  - name: plain
+    onnx: models/mnist.onnx
+    batch: {max: 8}
+    runtimes: [onnxruntime]
+"""
+
+
+@pytest.fixture
+def manifest(tmp_path: Path, build_onnx: Callable[..., Path]) -> Path:
+    build_onnx(tmp_path / "models" / "mnist.onnx")
+    path = tmp_path / "models.yml"
+    path.write_text(ENGINE_MANIFEST)
+    return path
+
+
+def test_shape_strings_come_from_the_batch_range() -> None:
+    assert shape_specs(MNIST) == {
+        "--minShapes": "input:1x1x28x28",
+        "--optShapes": "input:16x1x28x28",
+        "--maxShapes": "input:64x1x28x28",
+    }
+
+
+def test_every_input_is_listed_and_names_with_colons_are_quoted() -> None:
+    specs = shape_specs(replace(TWO_INPUTS, batch=BatchRange(2, 4, 8)))
+    assert specs["--minShapes"] == "'image:0':2x3x8x8,gpu_0/mask:2x8"
+    assert specs["--maxShapes"] == "'image:0':8x3x8x8,gpu_0/mask:8x8"
+
+
+def test_tensor_names_trtexec_cannot_parse_are_refused() -> None:
+    assert trtexec_name("gpu_0/data_0") == "gpu_0/data_0"
+    assert trtexec_name("input:0") == "'input:0'"
+    assert trtexec_name("my input") == "'my input'"
+    for name in ("a,b", "it's", "x*"):
+        with pytest.raises(DltkError, match="rename the tensor in the ONNX graph"):
+            trtexec_name(name)
+
+
+def test_fixed_batch_models_need_no_shape_flags_but_fixed_dims() -> None:
+    fixed = replace(
+        MNIST, batch=BatchRange(0, 0, 0), inputs=(TensorSpec("data_0", "FLOAT", (1, 3, 224, 224)),)
+    )
+    assert shape_specs(fixed) == {}
+    variable = replace(MNIST, inputs=(TensorSpec("ids", "INT64", (-1,)),))
+    with pytest.raises(DltkError, match=r"input 'ids' has variable dims \[-1\] after the batch"):
+        shape_specs(variable)
+
+
+def test_flags_per_precision() -> None:
+    shapes = [
+        "--minShapes=input:1x1x28x28",
+        "--optShapes=input:16x1x28x28",
+        "--maxShapes=input:64x1x28x28",
+    ]
+    assert trtexec_flags(MNIST, "tf32") == tuple(shapes)
+    assert trtexec_flags(MNIST, "fp16") == (*shapes, "--fp16")
+    with pytest.raises(DltkError, match="unknown precision 'int8'"):
+        trtexec_flags(MNIST, "int8")
+
+
+def test_fp16_io_formats_and_workspace() -> None:
+    model = replace(TWO_INPUTS, tensorrt=TensorrtOptions(fp16_io=True, workspace_mb=2048))
+    flags = trtexec_flags(model, "fp16")
+    assert "--inputIOFormats=fp16:chw,int64:chw" in flags
+    assert "--outputIOFormats=fp16:chw" in flags
+    assert flags[-1] == "--memPoolSize=workspace:2048M"
+    # fp16 I/O applies to the fp16 engine only
+    assert not any("IOFormats" in f for f in trtexec_flags(model, "tf32"))
+
+
+def test_cache_key_is_stable_and_covers_every_input() -> None:
+    flags = trtexec_flags(MNIST, "fp16")
+    key = cache_key("0" * 64, flags, "10.5.0", "8.6")
+    # Pinned: a different key for the same input would rebuild every cached engine.
+    assert key == "896a402edc590bed78345a67c6ce480c679d48ddb40609dd0747a23ea128479e"
+    assert key == cache_key("0" * 64, flags, "10.5.0", "8.6")
+    others = {
+        cache_key("1" * 64, flags, "10.5.0", "8.6"),
+        cache_key("0" * 64, trtexec_flags(MNIST, "tf32"), "10.5.0", "8.6"),
+        cache_key("0" * 64, flags, "10.6.0", "8.6"),
+        cache_key("0" * 64, flags, "10.5.0", "8.9"),
+    }
+    assert key not in others and len(others) == 4
+
+
+def test_cc_mapping() -> None:
+    assert engine_filename("8.6") == "model.sm86.plan"
+    assert engine_filename("10.0") == "model.sm100.plan"
+    with pytest.raises(DltkError, match="must look like 8.6"):
+        engine_filename("86")
+    assert parse_gpus(["9.0", "8.6"]) == {"8.6": 1, "9.0": 0}
+    assert parse_gpus(["0=8.6", "1=8.6", "2=8.9"]) == {"8.6": 0, "8.9": 2}
+    assert parse_nvidia_smi("0, 8.6\n1, 8.9\nNo devices\n") == ("0=8.6", "1=8.9")
+    with pytest.raises(DltkError, match="--gpu-cc 'sm86' must look like 8.6"):
+        parse_gpus(["sm86"])
+    with pytest.raises(DltkError, match="give the GPU's compute capability"):
+        parse_gpus([])
+
+
+def test_plan_one_engine_per_model_precision_and_cc(manifest: Path) -> None:
+    plans = plan_engines(load_manifest(manifest), {"8.6": 0, "9.0": 1}, "10.5.0")
+    assert [(p.triton_model, p.cc, p.device) for p in plans] == [
+        ("mnist_trt_fp16", "8.6", 0),
+        ("mnist_trt_fp16", "9.0", 1),
+        ("mnist_trt_tf32", "8.6", 0),
+        ("mnist_trt_tf32", "9.0", 1),
+    ]
+    assert len({p.key for p in plans}) == 4
+    first = plans[0]
+    assert first.engine == f"plans/{first.key}.plan"
+    assert first.engine_filename == "model.sm86.plan"
+    assert first.onnx_files == ("mnist.onnx",)
+    assert first.argv == (
+        "trtexec",
+        "--onnx=/engines/onnx/mnist/mnist.onnx",
+        f"--saveEngine=/engines/plans/{first.key}.plan.partial",
+        "--timingCacheFile=/engines/timing-sm86.cache",
+        "--device=0",
+        "--skipInference",
+        "--minShapes=input:1x1x28x28",
+        "--optShapes=input:16x1x28x28",
+        "--maxShapes=input:64x1x28x28",
+        "--fp16",
+    )
+
+
+def test_keys_follow_the_onnx_content_and_its_external_data(
+    tmp_path: Path, manifest: Path, build_onnx: Callable[..., Path]
+) -> None:
+    def keys() -> list[str]:
+        return [p.key for p in plan_engines(load_manifest(manifest), {"8.6": 0}, "10.5.0")]
+
+    before = keys()
+    assert keys() == before
+    build_onnx(tmp_path / "models" / "mnist.onnx", seed=1)  # other weights, same interface
+    changed = keys()
+    assert set(changed).isdisjoint(before)
+
+    build_onnx(tmp_path / "models" / "mnist.onnx", seed=1, external_data=True)
+    plans = plan_engines(load_manifest(manifest), {"8.6": 0}, "10.5.0")
+    assert plans[0].onnx_files == ("mnist.onnx", "mnist.onnx.data")
+    with_data = [p.key for p in plans]
+    data = tmp_path / "models" / "mnist.onnx.data"
+    data.write_bytes(data.read_bytes()[:-4] + b"\0\0\0\0")  # other weights, same graph file
+    assert set(keys()).isdisjoint(with_data)
+
+
+def test_the_skip_without_a_gpu() -> None:
+    skip = decide_gpus("auto", nvidia_pci_devices=0, smi_rc=2)
+    assert not skip.present and skip.error == "" and skip.gpus == ()
+    assert skip.reason == (
+        "no NVIDIA GPU found (no PCI device of vendor 0x10de, and nvidia-smi does not run (rc 2))"
+    )
+    absent = decide_gpus("absent", 1, 0, "0, 8.6")
+    assert not absent.present and absent.reason == "disabled by trt_engines_gpu=absent"
+    # The plan may still be computed for a forced compute capability.
+    assert decide_gpus("auto", 0, 2, forced_cc=("8.6",)).gpus == ("8.6",)
+
+
+def test_gpu_hosts_and_what_they_need() -> None:
+    found = decide_gpus("auto", 2, 0, "0, 8.6\n1, 8.6\n")
+    assert found.present and found.gpus == ("0=8.6", "1=8.6") and found.error == ""
+    no_driver = decide_gpus("auto", 1, 127)
+    assert no_driver.present
+    assert no_driver.error.startswith("this host should build engines (1 NVIDIA PCI device(s))")
+    assert "install the NVIDIA driver" in no_driver.error
+    forced = decide_gpus("present", 0, 2)
+    assert forced.present and "forced by trt_engines_gpu=present" in forced.error
+    with pytest.raises(DltkError, match="GPU mode 'maybe'"):
+        decide_gpus("maybe", 0, 0)
+
+
+def test_cli_plan_is_deterministic(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["engines", "plan", "--manifest", str(manifest), "--gpu-cc", "8.6", "--json"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert main(args) == 0
+    assert capsys.readouterr().out == first
+    document = json.loads(first)
+    assert document["tensorrt"] == "10.5.0"
+    assert [e["triton_model"] for e in document["engines"]] == ["mnist_trt_fp16", "mnist_trt_tf32"]
+    assert main([*args, "--trt-version", "10.6.0"]) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert {e["key"] for e in other["engines"]}.isdisjoint(e["key"] for e in document["engines"])
+
+
+def test_cli_prints_commands_and_keys(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["engines", "plan", "--manifest", str(manifest), "--gpu-cc", "8.6"]) == 0
+    out = capsys.readouterr().out
+    assert "mnist_trt_fp16" in out and "trtexec --onnx=/engines/onnx/mnist/mnist.onnx" in out
+    assert "--maxShapes=input:64x1x28x28 --fp16" in out
+
+
+def test_cli_bad_cc_is_one_line(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["engines", "plan", "--manifest", str(manifest), "--gpu-cc", "eighty"]) == 1
+    assert capsys.readouterr().err == (
+        "dltk engines: error: --gpu-cc 'eighty' must look like 8.6 or 1=8.6 "
+        "(CUDA device=compute capability)\n"
+    )
