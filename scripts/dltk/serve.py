@@ -215,6 +215,15 @@ def is_ready(http_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def port_open(address: str, port: int, timeout: float = 1.0) -> bool:
+    """True when a TCP connection to ADDRESS:PORT succeeds."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -253,7 +262,8 @@ class BackgroundServer:
                     f"dltk serve exited with code {self.proc.returncode} before it was ready; "
                     f"log {self.log_path}:\n{tail(self.log_path)}"
                 )
-            if is_ready(self.http_url):
+            # Triton may answer /v2/health/ready before its metrics endpoint listens.
+            if is_ready(self.http_url) and port_open(self.opts.address, self.opts.metrics_port):
                 return
             time.sleep(0.25)
         raise DltkError(
