@@ -235,10 +235,11 @@ def predict_logits(model: Any, x: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(x)).numpy()
 
 
-def export_onnx(model: Any, path: Path) -> None:
+def export_onnx(model: Any, path: Path, example_shape: tuple[int, ...] = (1, 1, 28, 28)) -> None:
+    """ONNX with input `input`, output `logits` and a dynamic batch axis (every exporter)."""
     import torch
 
-    example = torch.zeros(1, 1, 28, 28)
+    example = torch.zeros(*example_shape)
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated, but dynamo=True needs onnxscript and writes
         # an external-data side file (docs/machine-facts.md): keep the legacy path, quietly.

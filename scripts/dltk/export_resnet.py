@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from dltk.errors import DltkError
+from dltk.export import OPSET, export_onnx
 
-OPSET = 17
 IMAGE_SIZE = 224
 SAMPLE_COUNT = 8
 MAX_REL_DIFF = 1e-4
@@ -145,21 +144,8 @@ def sample_images(count: int, seed: int) -> np.ndarray:
 
 def _export(model: Any, path: Path, external_data: bool) -> None:
     import onnx
-    import torch
 
-    example = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        )
+    export_onnx(model, path, (1, 3, IMAGE_SIZE, IMAGE_SIZE))
     if external_data:
         proto = onnx.load(str(path))
         onnx.save_model(
