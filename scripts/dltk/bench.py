@@ -169,6 +169,7 @@ def cmd_serving(args: argparse.Namespace) -> int:
         protocol=args.protocol,
         shared_memory=args.shared_memory == "system",
         client_threads=args.client_threads,
+        served_client_threads=args.served_client_threads,
         batches=parse_batches(args.batches),
         budget_s=args.budget_s,
         interval_ms=args.interval_ms,
@@ -239,7 +240,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--intra-op-threads", type=int, default=1, help="onnxruntime threads/instance")
     v.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
     v.add_argument("--shared-memory", choices=("system", "none"), default="system")
-    v.add_argument("--client-threads", type=int, default=1, help="perf_analyzer async threads")
+    v.add_argument("--client-threads", type=int, default=1, help="async threads, batch-1 runs")
+    v.add_argument(
+        "--served-client-threads", type=int, help="served sweep threads (default: sweep end)"
+    )
     v.add_argument("--batches", default="1-256", help="in-process batch sizes (default 1-256)")
     v.add_argument("--budget-s", type=float, default=1.0, help="seconds per in-process batch")
     v.add_argument("--interval-ms", type=int, default=2000, help="perf window (default 2000)")

@@ -47,7 +47,10 @@ class ServingOptions:
     intra_op_threads: int = 1
     protocol: str = "grpc"
     shared_memory: bool = True
-    client_threads: int = 1  # perf_analyzer --async --max-threads
+    client_threads: int = 1  # perf_analyzer --async --max-threads, tuned and default runs
+    # Served sweep: client threads; None = one per concurrent request (the sweep's end). With
+    # one async thread perf_analyzer kept only one large request in flight here.
+    served_client_threads: int | None = None
     batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     budget_s: float = 1.0  # per in-process batch size
     interval_ms: int = 2000
@@ -280,6 +283,7 @@ def measure(
     concurrency: ConcurrencyRange,
     batch: int,
     shapes: dict[str, tuple[int, ...]],
+    client_threads: int,
 ) -> Measurement:
     """One bounded perf_analyzer run against `server`, with metrics and CPU accounting."""
     from dltk.perf import run_perf, timeout_for
@@ -298,7 +302,7 @@ def measure(
         stability_percentage=opts.stability,
         shared_memory=opts.shared_memory,
         async_mode=True,
-        max_threads=opts.client_threads,
+        max_threads=client_threads,
     )
     install = find_perf_analyzer()
     before = scrape_model(server.metrics_url, opts.model, 10.0)
@@ -361,13 +365,21 @@ def run_serving(opts: ServingOptions, status: Callable[[str], None]) -> ServingR
         status("tritonserver with the tuned config")
         with background_server(tuned_repo, base / "tuned.log") as server:
             status(f"served: concurrency {opts.sweep}, client batch {opts.served_batch}")
-            served = measure(server, opts, "served", opts.sweep, opts.served_batch, shapes)
+            served = measure(
+                server,
+                opts,
+                "served",
+                opts.sweep,
+                opts.served_batch,
+                shapes,
+                opts.served_client_threads or opts.sweep.end,
+            )
             status(f"tuned: concurrency {opts.concurrency}, batch 1")
-            tuned = measure(server, opts, "tuned", single, 1, shapes)
+            tuned = measure(server, opts, "tuned", single, 1, shapes, opts.client_threads)
         status("tritonserver with the default config")
         with background_server(default_repo, base / "default.log") as server:
             status(f"default: concurrency {opts.concurrency}, batch 1")
-            default = measure(server, opts, "default", single, 1, shapes)
+            default = measure(server, opts, "default", single, 1, shapes, opts.client_threads)
     # Measured again after the servers: on a shared machine the better of two runs per batch
     # keeps a passing load spike from flattering the served/in-process ratio.
     status("in-process onnxruntime again")
