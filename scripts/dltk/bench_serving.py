@@ -73,20 +73,6 @@ class ServingOptions:
 # --- pure parts -----------------------------------------------------------------------------
 
 
-def set_parameter(config: str, key: str, value: str) -> str:
-    """config.pbtxt text with parameter `key`'s string_value replaced (pure)."""
-    marker = f'key: "{key}"'
-    start = config.find(marker)
-    if start < 0:
-        raise DltkError(f"the rendered config has no parameter {key!r}")
-    value_at = config.find("string_value:", start)
-    open_quote = config.find('"', value_at)
-    close_quote = config.find('"', open_quote + 1)
-    if min(value_at, open_quote, close_quote) < 0:
-        raise DltkError(f"parameter {key!r} has no string_value in the rendered config")
-    return config[: open_quote + 1] + value + config[close_quote:]
-
-
 def tuned_spec(model: Any, opts: ServingOptions) -> Any:
     """The manifest model with the tuned serving settings (dynamic batching, instances)."""
     from dltk.manifest import BatchRange, DynamicBatching
@@ -98,6 +84,7 @@ def tuned_spec(model: Any, opts: ServingOptions) -> Any:
         model,
         batch=batch,
         instances=opts.instances,
+        cpu_threads=opts.intra_op_threads,
         dynamic_batching=DynamicBatching(max_queue_delay_microseconds=opts.queue_delay_us),
     )
 
@@ -109,7 +96,9 @@ def default_spec(model: Any, opts: ServingOptions) -> Any:
     batch = BatchRange(
         min=1, opt=min(model.batch.opt, opts.max_batch_size), max=opts.max_batch_size
     )
-    return dataclasses.replace(model, batch=batch, instances=1, dynamic_batching=None)
+    return dataclasses.replace(
+        model, batch=batch, instances=1, cpu_threads=None, dynamic_batching=None
+    )
 
 
 def ratio(numerator: float, denominator: float) -> float:
@@ -261,13 +250,11 @@ def inprocess_timings(
     return timings
 
 
-def write_repo(root: Path, model: Any, instance_kind: str, intra_op_threads: int) -> Path:
+def write_repo(root: Path, model: Any, instance_kind: str) -> Path:
     """A one-model repository: config.pbtxt, 1/model.onnx, 1/model.py (python-onnxruntime)."""
     from dltk.config import render_config
 
     text = render_config(model, SERVING_RUNTIME, instance_kind)
-    if intra_op_threads != 1:
-        text = set_parameter(text, "intra_op_num_threads", str(intra_op_threads))
     target = root / model.name
     (target / "1").mkdir(parents=True, exist_ok=True)
     (target / "config.pbtxt").write_text(text)
@@ -358,10 +345,8 @@ def run_serving(opts: ServingOptions, status: Callable[[str], None]) -> ServingR
     single = ConcurrencyRange(opts.concurrency, opts.concurrency)
     with tempfile.TemporaryDirectory(prefix="dltk-bench-serving-") as tmp:
         base = Path(tmp)
-        tuned_repo = write_repo(
-            base / "tuned", tuned_spec(model, opts), "cpu", opts.intra_op_threads
-        )
-        default_repo = write_repo(base / "default", default_spec(model, opts), "cpu", 1)
+        tuned_repo = write_repo(base / "tuned", tuned_spec(model, opts), "cpu")
+        default_repo = write_repo(base / "default", default_spec(model, opts), "cpu")
         status("tritonserver with the tuned config")
         with background_server(tuned_repo, base / "tuned.log") as server:
             status(f"served: concurrency {opts.sweep}, client batch {opts.served_batch}")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from dltk.errors import DltkError
+from dltk.perf import parse_shape
+from dltk.proc import Runner, run_bounded
 
 TRTEXEC_TIMEOUT_S = 300.0
 _PREFIX = re.compile(r"^\s*(\[[^\]]*\]\s*)+")  # "[11/22/2026-05:00:00] [I] "
@@ -118,39 +119,29 @@ def parse_trtexec(text: str, batch: int) -> TrtStats:
 
 def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
     """'input:1,28,28' -> ('input', (1, 28, 28)): one sample's dims, without the batch."""
-    name, sep, dims = text.rpartition(":")
-    try:
-        values = tuple(int(d) for d in dims.split(","))
-    except ValueError:
-        values = ()
-    if not sep or not name or not values or min(values) < 1:
-        raise DltkError(f"--input {text!r} is not NAME:D1,D2,... e.g. input:1,28,28")
-    return name, values
+    return parse_shape(text, what="--input")
 
 
 def run_trt(
     runs: Sequence[TrtRun],
     trtexec: str = "trtexec",
-    runner: Callable[..., Any] = subprocess.run,
+    runner: Runner = subprocess.run,
     timeout_s: float = TRTEXEC_TIMEOUT_S,
 ) -> list[TrtStats]:
     """One bounded trtexec per run; the first failure stops with trtexec's last line."""
     results: list[TrtStats] = []
     for run in runs:
-        cmd = trtexec_command(run, trtexec)
-        try:
-            proc = runner(cmd, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
+        done = run_bounded(
+            trtexec_command(run, trtexec),
+            timeout_s,
+            timed_out=f"trtexec did not finish within {timeout_s:.0f}s at batch {run.batch}",
+            cannot_start=f"cannot run {trtexec}",
+            runner=runner,
+        )
+        if done.returncode != 0:
+            last = [ln for ln in done.output.splitlines() if ln.strip()][-1:] or ["(no output)"]
             raise DltkError(
-                f"trtexec did not finish within {timeout_s:.0f}s at batch {run.batch}"
-            ) from None
-        except OSError as exc:
-            raise DltkError(f"cannot run {trtexec}: {exc.strerror}") from None
-        output = f"{proc.stdout}\n{proc.stderr}"
-        if proc.returncode != 0:
-            last = [ln for ln in output.splitlines() if ln.strip()][-1:] or ["(no output)"]
-            raise DltkError(
-                f"trtexec failed at batch {run.batch} (exit {proc.returncode}): {last[0].strip()}"
+                f"trtexec failed at batch {run.batch} (exit {done.returncode}): {last[0].strip()}"
             )
-        results.append(parse_trtexec(output, run.batch))
+        results.append(parse_trtexec(done.output, run.batch))
     return results

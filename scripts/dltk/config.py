@@ -40,8 +40,16 @@ ONNX_TO_TRITON = {
     "BFLOAT16": "TYPE_BF16",
 }
 
-# Parameters of the python-onnxruntime model (read by python_models/onnxruntime_model.py).
-PYTHON_ORT_PARAMETERS = (("intra_op_num_threads", "1"),)
+
+# The manifest's cpu_threads as each ONNX runtime's parameter: python_models/onnxruntime_model.py
+# reads intra_op_num_threads (default 1: one thread per instance, instances scale instead);
+# Triton's onnxruntime backend reads intra_op_thread_count (set only when the manifest asks).
+def _ort_parameters(model: ModelSpec, runtime: str) -> tuple[tuple[str, str], ...]:
+    if RUNTIMES[runtime].backend == "python":
+        return (("intra_op_num_threads", str(model.cpu_threads or 1)),)
+    if runtime == "onnxruntime" and model.cpu_threads is not None:
+        return (("intra_op_thread_count", str(model.cpu_threads)),)
+    return ()
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,7 @@ def config_context(model: ModelSpec, runtime: str, instance_kind: str = "cpu") -
         dynamic_batching=model.dynamic_batching if model.batch.max > 0 else None,
         instances=model.instances,
         instance_kind=INSTANCE_KINDS[instance_kind],
-        parameters=PYTHON_ORT_PARAMETERS if RUNTIMES[runtime].backend == "python" else (),
+        parameters=_ort_parameters(model, runtime),
         version_policy=model.version_policy,
         warmup=_warmup(model, inputs),
         accelerator=(

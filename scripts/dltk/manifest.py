@@ -67,6 +67,7 @@ MODEL_KEYS = (
     "onnxruntime_tensorrt",
     "dynamic_batching",
     "instances",
+    "cpu_threads",
     "warmup",
     "version_policy",
 )
@@ -105,6 +106,7 @@ class ModelSpec:
     samples: Path | None = None
     dynamic_batching: DynamicBatching | None = None
     instances: int = 1
+    cpu_threads: int | None = None  # onnxruntime intra-op threads per instance (None: default)
     inputs: tuple[TensorSpec, ...] = field(default=())
     outputs: tuple[TensorSpec, ...] = field(default=())
     precisions: tuple[str, ...] = ("tf32",)
@@ -232,6 +234,9 @@ def _parse_model(ctx: Context, entry: Any, index: int, base: Path) -> ModelSpec:
         samples=samples,
         dynamic_batching=dynamic,
         instances=int_field(ctx, entry, "instances", what, 1) if "instances" in entry else 1,
+        cpu_threads=int_field(ctx, entry, "cpu_threads", what, 1)
+        if "cpu_threads" in entry
+        else None,
         precisions=parse_precisions(ctx, entry, what) if "precisions" in entry else ("tf32",),
         tensorrt=parse_tensorrt(ctx, entry, what) if "tensorrt" in entry else TensorrtOptions(),
         onnxruntime_tensorrt=(

@@ -15,11 +15,12 @@ import io
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dltk.errors import DltkError
+from dltk.proc import Runner, run_bounded
 
 PROTOCOLS = ("http", "grpc")
 MAX_CONCURRENCY = 64
@@ -91,8 +92,11 @@ def parse_concurrency_range(text: str) -> ConcurrencyRange:
     return rng
 
 
-def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
-    """'name:1,28,28' -> ('name', (1, 28, 28)) for perf_analyzer's --shape."""
+def parse_shape(text: str, what: str = "shape") -> tuple[str, tuple[int, ...]]:
+    """'name:1,28,28' -> ('name', (1, 28, 28)) for perf_analyzer's --shape.
+
+    `what` names the option in the error (e.g. "--input").
+    """
     name, sep, dims = text.rpartition(":")
     try:
         values = tuple(int(d) for d in dims.split(","))
@@ -100,7 +104,7 @@ def parse_shape(text: str) -> tuple[str, tuple[int, ...]]:
         values = ()
     if not sep or not name or not values or min(values) < 1:
         raise DltkError(
-            f"shape {text!r} is not NAME:D1,D2,... with positive dims, e.g. input:1,28,28"
+            f"{what} {text!r} is not NAME:D1,D2,... with positive dims, e.g. input:1,28,28"
         )
     return name, values
 
@@ -281,7 +285,7 @@ def run_perf(
     cfg: PerfConfig,
     env: Mapping[str, str],
     timeout_s: float | None = None,
-    runner: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+    runner: Runner = subprocess.run,
 ) -> PerfResult:
     """Run perf_analyzer once (bounded by `timeout_s`) and parse its CSV."""
     timeout = timeout_for(cfg) if timeout_s is None else timeout_s
@@ -289,26 +293,26 @@ def run_perf(
         csv_path = Path(tmp) / "perf.csv"
         cmd = build_command(binary, cfg, csv_path)
         started = time.monotonic()
-        try:
-            proc = runner(cmd, env=dict(env), capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise DltkError(
-                f"perf_analyzer did not finish within {timeout:.0f}s; lower the "
-                "concurrency range or the measurement interval"
-            ) from None
-        except OSError as exc:
-            raise DltkError(f"cannot run perf_analyzer ({binary}): {exc.strerror}") from None
+        done = run_bounded(
+            cmd,
+            timeout,
+            timed_out=f"perf_analyzer did not finish within {timeout:.0f}s; lower the "
+            "concurrency range or the measurement interval",
+            cannot_start=f"cannot run perf_analyzer ({binary})",
+            env=env,
+            runner=runner,
+        )
         elapsed = time.monotonic() - started
-        output = f"{proc.stdout}\n{proc.stderr}"
-        if proc.returncode != 0:
+        if done.returncode != 0:
             hint = ""
-            if "stable measurement" in output:
+            if "stable measurement" in done.output:
                 hint = "; raise the measurement interval or the stability percentage"
             raise DltkError(
-                f"perf_analyzer failed (exit {proc.returncode}): {last_error_line(output)}{hint}"
+                f"perf_analyzer failed (exit {done.returncode}): "
+                f"{last_error_line(done.output)}{hint}"
             )
         if not csv_path.exists():
-            raise DltkError(f"perf_analyzer wrote no CSV: {last_error_line(output)}")
+            raise DltkError(f"perf_analyzer wrote no CSV: {last_error_line(done.output)}")
         text = csv_path.read_text()
         rows = parse_csv(text)
     return PerfResult(config=cfg, command=cmd, rows=rows, elapsed_s=elapsed, csv=text)

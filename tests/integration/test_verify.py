@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -19,18 +21,36 @@ from .support import MODEL, Artifacts, run_dltk
 pytestmark = pytest.mark.integration
 
 
+@dataclass(frozen=True)
+class Verified:
+    """One `dltk verify` run: its stdout, its JSON report and the report's checks by name."""
+
+    stdout: str
+    report: dict[str, Any]
+    checks: dict[str, dict[str, Any]]
+
+
+def run_verify(
+    triton: BackgroundServer, report_path: Path, *args: str, returncode: int
+) -> Verified:
+    """`dltk verify --url <triton> --model MODEL ARGS --report REPORT`, exiting `returncode`."""
+    proc = run_dltk(
+        "verify", "--url", triton.http_url, "--model", MODEL, *args, "--report", str(report_path)
+    )
+    assert proc.returncode == returncode, proc.stdout + proc.stderr
+    report = json.loads(report_path.read_text())
+    return Verified(proc.stdout, report, {c["name"]: c for c in report["checks"]})
+
+
 def test_verify_with_perf_passes_and_reports(
     triton: BackgroundServer, artifacts: Artifacts, tmp_path: Path
 ) -> None:
     report_path = tmp_path / "report.json"
-    proc = run_dltk(
-        "verify",
-        "--url",
-        triton.http_url,
+    verified = run_verify(
+        triton,
+        report_path,
         "--grpc-url",
         triton.grpc_url,
-        "--model",
-        MODEL,
         "--onnx",
         str(artifacts.onnx),
         "--samples",
@@ -48,17 +68,14 @@ def test_verify_with_perf_passes_and_reports(
         triton.metrics_url,
         "--slo-max-errors",
         "0",
-        "--report",
-        str(report_path),
         "--timeout",
         "60",
+        returncode=0,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "max |triton - onnxruntime|" in proc.stdout and "all checks passed" in proc.stdout
-
-    report = json.loads(report_path.read_text())
+    assert "max |triton - onnxruntime|" in verified.stdout
+    assert "all checks passed" in verified.stdout
+    report, checks = verified.report, verified.checks
     assert report["passed"] is True
-    checks = {c["name"]: c for c in report["checks"]}
     for name in (
         "server live",
         "server ready",
@@ -108,12 +125,9 @@ def test_verify_slo_gate_fails_the_run_with_one_line(
     triton: BackgroundServer, artifacts: Artifacts, tmp_path: Path
 ) -> None:
     report_path = tmp_path / "slo.json"
-    proc = run_dltk(
-        "verify",
-        "--url",
-        triton.http_url,
-        "--model",
-        MODEL,
+    verified = run_verify(
+        triton,
+        report_path,
         "--perf",
         "--concurrency",
         "1:1",
@@ -125,15 +139,11 @@ def test_verify_slo_gate_fails_the_run_with_one_line(
         triton.metrics_url,
         "--slo-min-throughput",
         "1e12",
-        "--report",
-        str(report_path),
+        returncode=1,
     )
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    last = proc.stdout.strip().splitlines()[-1]
+    last = verified.stdout.strip().splitlines()[-1]
     assert last.startswith("FAILED slo: best throughput ") and "< min 1e+12 infer/s" in last
-    report = json.loads(report_path.read_text())
-    slo = next(c for c in report["checks"] if c["name"] == "slo")
-    assert slo["result"] == "FAIL" and report["passed"] is False
+    assert verified.checks["slo"]["result"] == "FAIL" and verified.report["passed"] is False
     assert "**FAILED**" in report_path.with_suffix(".md").read_text()
 
 
@@ -142,22 +152,9 @@ def test_verify_with_an_unreachable_metrics_port_fails_that_check(
 ) -> None:
     from dltk.serve import free_port
 
-    report_path = tmp_path / "m.json"
-    proc = run_dltk(
-        "verify",
-        "--url",
-        triton.http_url,
-        "--model",
-        MODEL,
-        "--metrics-url",
-        f"127.0.0.1:{free_port()}",
-        "--report",
-        str(report_path),
-    )
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    metrics = next(
-        c for c in json.loads(report_path.read_text())["checks"] if c["name"] == "metrics"
-    )
+    unreachable = f"127.0.0.1:{free_port()}"
+    verified = run_verify(triton, tmp_path / "m.json", "--metrics-url", unreachable, returncode=1)
+    metrics = verified.checks["metrics"]
     assert metrics["result"] == "FAIL" and "cannot scrape Triton metrics" in metrics["detail"]
 
 
@@ -186,26 +183,19 @@ def test_verify_fails_when_outputs_differ_from_the_reference(
 ) -> None:
     wrong = tmp_path / "zeros.onnx"
     zero_weights_model(wrong)
-    report_path = tmp_path / "report.json"
-    proc = run_dltk(
-        "verify",
-        "--url",
-        triton.http_url,
-        "--model",
-        MODEL,
+    verified = run_verify(
+        triton,
+        tmp_path / "report.json",
         "--onnx",
         str(wrong),
         "--samples",
         str(artifacts.samples),
-        "--report",
-        str(report_path),
+        returncode=1,
     )
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    report = json.loads(report_path.read_text())
-    checks = {c["name"]: c for c in report["checks"]}
-    assert report["passed"] is False
+    checks = verified.checks
+    assert verified.report["passed"] is False
     assert checks["outputs vs onnxruntime"]["result"] == "FAIL"
     assert checks["outputs vs onnxruntime"]["data"]["max_abs_diff"] > DEFAULT_ATOL
     assert checks["http inference"]["result"] == "PASS"  # the server itself answered
     assert checks["grpc inference"]["result"] == "SKIP"
-    assert "FAILED outputs vs onnxruntime: max |triton - onnxruntime|" in proc.stdout
+    assert "FAILED outputs vs onnxruntime: max |triton - onnxruntime|" in verified.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -15,7 +16,6 @@ from dltk.bench_serving import (
     parse_ratio_lines,
     ratio,
     ratio_lines,
-    set_parameter,
     tree_cpu_seconds,
     tuned_spec,
     write_repo,
@@ -46,25 +46,19 @@ def test_tuned_and_default_configs_render_and_validate(
     tiny_onnx: Path, write_manifest, tmp_path: Path
 ) -> None:
     model = _model(tiny_onnx, write_manifest)
-    tuned = write_repo(tmp_path / "tuned", tuned_spec(model, OPTS), "cpu", 2)
-    default = write_repo(tmp_path / "default", default_spec(model, OPTS), "cpu", 1)
+    opts = dataclasses.replace(OPTS, intra_op_threads=2)
+    tuned = write_repo(tmp_path / "tuned", tuned_spec(model, opts), "cpu")
+    default = write_repo(tmp_path / "default", default_spec(model, opts), "cpu")
     tuned_text = (tuned / "mnist" / "config.pbtxt").read_text()
     default_text = (default / "mnist" / "config.pbtxt").read_text()
     assert "max_queue_delay_microseconds: 500" in tuned_text and "count: 2" in tuned_text
     assert "max_batch_size: 256" in tuned_text and "max_batch_size: 256" in default_text
-    assert 'string_value: "2"' in tuned_text
+    assert 'string_value: "2"' in tuned_text and 'string_value: "1"' in default_text
     assert "dynamic_batching" not in default_text and "count: 1" in default_text
     for repo in (tuned, default):
         assert (repo / "mnist" / "1" / "model.py").is_file()
         assert (repo / "mnist" / "1" / "model.onnx").is_file()
         assert not validate_repo(repo)
-
-
-def test_set_parameter_replaces_only_that_value() -> None:
-    text = 'parameters {\n  key: "intra_op_num_threads"\n  value: { string_value: "1" }\n}\n'
-    assert 'string_value: "4"' in set_parameter(text, "intra_op_num_threads", "4")
-    with pytest.raises(DltkError, match="no parameter 'other'"):
-        set_parameter(text, "other", "1")
 
 
 def test_options_are_checked() -> None:

@@ -60,7 +60,7 @@ def test_parse_trtexec_without_summary_is_one_line() -> None:
 
 def test_parse_input_shape() -> None:
     assert parse_input_shape("input:1,28,28") == ("input", (1, 28, 28))
-    with pytest.raises(DltkError, match="NAME:D1,D2"):
+    with pytest.raises(DltkError, match=r"^--input 'input' is not NAME:D1,D2,\.\.\. with"):
         parse_input_shape("input")
 
 
@@ -96,3 +96,8 @@ def test_run_trt_timeout_and_missing_binary() -> None:
         run_trt([TrtRun(ENGINE, "input", (1,), 1)], runner=slow, timeout_s=5)
     with pytest.raises(DltkError, match="cannot run /nonexistent/trtexec"):
         run_trt([TrtRun(ENGINE, "input", (1,), 1)], trtexec="/nonexistent/trtexec")
+
+
+def test_run_trt_failure_of_a_real_process_without_output() -> None:
+    with pytest.raises(DltkError, match=r"^trtexec failed at batch 2 \(exit 1\): \(no output\)$"):
+        run_trt([TrtRun(ENGINE, "input", (1,), 2)], trtexec="/bin/false", timeout_s=30)

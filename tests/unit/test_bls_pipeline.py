@@ -1,16 +1,14 @@
 """The BLS pipeline model (python_models/bls_pipeline.py) outside tritonserver.
 
 `triton_python_backend_utils` exists only inside tritonserver's python stub, so these tests
-install FakeBlsPbUtils, a test double with the names the model uses; its BLS calls are answered
-by a real onnxruntime session of the target model. The real thing runs in
+install FakeBlsPbUtils: the FakePbUtils test double of fake_pb_utils.py plus BLS, its calls
+answered by a real onnxruntime session of the target model. The real thing runs in
 tests/integration/test_models.py against the CPU tritonserver.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,40 +18,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
+from fake_pb_utils import FakeRequest, FakeResponse, FakeTensor, fake_pb_utils, load_python_model
 
 from dltk.config import Target, render_pipeline_config
 from dltk.manifest import BatchRange, ModelSpec, TensorSpec
 from dltk.manifest_options import PipelineSpec
 from dltk.repo import BLS_MODEL
-
-
-class FakeError(Exception):
-    """Test double of pb_utils.TritonError."""
-
-    def message(self) -> str:
-        return str(self)
-
-
-@dataclass
-class FakeTensor:
-    """Test double of pb_utils.Tensor."""
-
-    name: str
-    array: np.ndarray
-
-    def as_numpy(self) -> np.ndarray:
-        return self.array
-
-
-@dataclass
-class FakeResponse:
-    """Test double of pb_utils.InferenceResponse."""
-
-    output_tensors: list[FakeTensor]
-    error: Any = None
-
-    def has_error(self) -> bool:
-        return self.error is not None
 
 
 @dataclass
@@ -65,9 +35,9 @@ class FakeServer:
     calls: list[tuple[str, np.dtype]] = field(default_factory=list)
 
 
-def fake_pb_utils(server: FakeServer) -> types.ModuleType:
-    """FakeBlsPbUtils: a test double of triton_python_backend_utils with BLS answered by ORT."""
-    fake = types.ModuleType("triton_python_backend_utils")
+def fake_bls_pb_utils(server: FakeServer) -> types.ModuleType:
+    """FakeBlsPbUtils: FakePbUtils plus BLS requests and readiness answered by `server`."""
+    fake = fake_pb_utils()
 
     class InferenceRequest:
         def __init__(self, model_name: str, requested_output_names: list[str], inputs: list):
@@ -83,19 +53,7 @@ def fake_pb_utils(server: FakeServer) -> types.ModuleType:
                 [FakeTensor(n, r) for n, r in zip(self.outputs, result, strict=True)]
             )
 
-    def get_input_tensor_by_name(request: dict, name: str) -> FakeTensor | None:
-        return FakeTensor(name, request[name]) if name in request else None
-
-    def get_output_tensor_by_name(response: FakeResponse, name: str) -> FakeTensor:
-        return next(t for t in response.output_tensors if t.name == name)
-
-    fake.Tensor = FakeTensor  # type: ignore[attr-defined]
-    fake.InferenceResponse = FakeResponse  # type: ignore[attr-defined]
     fake.InferenceRequest = InferenceRequest  # type: ignore[attr-defined]
-    fake.TritonError = FakeError  # type: ignore[attr-defined]
-    fake.TritonModelException = RuntimeError  # type: ignore[attr-defined]
-    fake.get_input_tensor_by_name = get_input_tensor_by_name  # type: ignore[attr-defined]
-    fake.get_output_tensor_by_name = get_output_tensor_by_name  # type: ignore[attr-defined]
     fake.is_model_ready = lambda model_name: model_name in server.ready  # type: ignore[attr-defined]
     return fake
 
@@ -133,12 +91,7 @@ def server(tmp_path: Path, build_onnx: Callable[..., Path]) -> FakeServer:
 
 
 def load(monkeypatch: pytest.MonkeyPatch, server: FakeServer, config: str | None = None) -> Any:
-    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake_pb_utils(server))
-    spec = importlib.util.spec_from_file_location("dltk_test_bls", BLS_MODEL)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    model = module.TritonPythonModel()
+    model = load_python_model(monkeypatch, BLS_MODEL, fake_bls_pb_utils(server))
     model.initialize({"model_config": config or config_json()})
     return model
 
@@ -152,7 +105,7 @@ def test_normalizes_calls_the_onnx_model_and_answers_class_and_probabilities(
 ) -> None:
     model = load(monkeypatch, server)
     pixels = images(3)
-    (response,) = model.execute([{"image": pixels}])
+    (response,) = model.execute([FakeRequest({"image": pixels})])
     assert response.error is None
     out = {t.name: t.array for t in response.output_tensors}
     x = ((pixels.astype(np.float32) / 255 - 0.1307) / 0.3081).astype(np.float32)
@@ -170,11 +123,11 @@ def test_prefers_a_ready_engine_and_sends_its_dtype(
 ) -> None:
     model = load(monkeypatch, server)
     server.ready.add("mnist_trt_fp16")
-    (response,) = model.execute([{"image": images(2)}])
+    (response,) = model.execute([FakeRequest({"image": images(2)})])
     assert response.output_tensors[2].array.tolist() == [[b"mnist_trt_fp16"]] * 2
     assert server.calls == [("mnist_trt_fp16", np.dtype(np.float16))]
     server.ready.discard("mnist_trt_fp16")  # unloaded: the next request goes to ONNX
-    model.execute([{"image": images(1)}])
+    model.execute([FakeRequest({"image": images(1)})])
     assert server.calls[-1] == ("mnist", np.dtype(np.float32))
 
 
@@ -182,12 +135,13 @@ def test_bad_requests_get_their_own_errors(
     monkeypatch: pytest.MonkeyPatch, server: FakeServer
 ) -> None:
     model = load(monkeypatch, server)
-    responses = model.execute([{"image": images(1).astype(np.float32)}, {}, {"image": images(1)}])
+    requests = [{"image": images(1).astype(np.float32)}, {}, {"image": images(1)}]
+    responses = model.execute([FakeRequest(inputs) for inputs in requests])
     assert str(responses[0].error) == "input 'image' has type float32, expected uint8"
     assert str(responses[1].error) == "missing input 'image'"
     assert responses[2].error is None
     server.ready.clear()
-    (response,) = model.execute([{"image": images(1)}])
+    (response,) = model.execute([FakeRequest({"image": images(1)})])
     assert str(response.error) == "none of the pipeline's models is ready (mnist_trt_fp16, mnist)"
 
 

@@ -242,6 +242,16 @@ def test_python_runtime_sets_backend_and_thread_parameter() -> None:
     assert len(ort.parameters) == 0
 
 
+def test_manifest_cpu_threads_reach_each_onnx_runtimes_parameter() -> None:
+    threaded = replace(MNIST, cpu_threads=3)
+    python = text_format.Parse(
+        render_config(threaded, "python-onnxruntime"), model_config_pb2.ModelConfig()
+    )
+    assert python.parameters["intra_op_num_threads"].string_value == "3"
+    ort = text_format.Parse(render_config(threaded, "onnxruntime"), model_config_pb2.ModelConfig())
+    assert ort.parameters["intra_op_thread_count"].string_value == "3"
+
+
 def test_every_onnx_dtype_maps_to_a_triton_data_type() -> None:
     triton_types = set(model_config_pb2.DataType.keys())
     assert set(ONNX_TO_TRITON.values()) <= triton_types

@@ -26,6 +26,22 @@ from dltk.manifest_options import (
 WriteManifest = Callable[[str], Path]
 
 
+def load_error(path: Path) -> str:
+    """The one-line DltkError load_manifest(path) raises, after its `FILE: ` prefix."""
+    with pytest.raises(DltkError) as exc:
+        load_manifest(path)
+    message = str(exc.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    return message.removeprefix(f"{path}: ")
+
+
+def fixed_batch(
+    text: str, drop: str = "    dynamic_batching: {max_queue_delay_microseconds: 100}\n"
+) -> str:
+    """`text` with max batch size 0 and without `drop`, a line that needs batching."""
+    return text.replace("{min: 1, opt: 16, max: 64}", "{max: 0}").replace(drop, "")
+
+
 def test_project_manifest_declares_mnist_engines_and_its_pipeline(repo_root: Path) -> None:
     path = repo_root / "model_repo" / "models.yml"
     manifest = load_manifest(path, read_onnx=False)
@@ -54,35 +70,26 @@ def test_tensors_are_inferred_from_the_onnx_graph_without_the_batch_dim(
     assert mnist.outputs == (TensorSpec("logits", "FLOAT", (10,)),)
 
 
-def test_fixed_batch_model_keeps_every_dim(
+@pytest.mark.parametrize(
+    "first_dim, input_dims, output_dims",
+    [(1, (1, 1, 28, 28), (1, 10)), ("N", (-1, 1, 28, 28), (-1, 10))],
+    ids=["fixed batch model keeps every dim", "symbolic non-batch dims become minus one"],
+)
+def test_fixed_batch_model_keeps_the_first_dim(
     tmp_path: Path,
     write_manifest: WriteManifest,
     manifest_text: str,
     build_onnx: Callable[..., Path],
+    first_dim: int | str,
+    input_dims: tuple[int, ...],
+    output_dims: tuple[int, ...],
 ) -> None:
-    build_onnx(tmp_path / "models" / "mnist.onnx", batch=1)
-    text = manifest_text.replace("{min: 1, opt: 16, max: 64}", "{max: 0}").replace(
-        "    dynamic_batching: {max_queue_delay_microseconds: 100}\n", ""
-    )
-    (mnist,) = load_manifest(write_manifest(text)).models
+    build_onnx(tmp_path / "models" / "mnist.onnx", batch=first_dim)
+    (mnist,) = load_manifest(write_manifest(fixed_batch(manifest_text))).models
     assert mnist.batch == BatchRange(0, 0, 0)
     assert mnist.dynamic_batching is None
-    assert mnist.inputs == (TensorSpec("input", "FLOAT", (1, 1, 28, 28)),)
-    assert mnist.outputs == (TensorSpec("logits", "FLOAT", (1, 10)),)
-
-
-def test_symbolic_non_batch_dims_become_minus_one(
-    tmp_path: Path,
-    write_manifest: WriteManifest,
-    manifest_text: str,
-    build_onnx: Callable[..., Path],
-) -> None:
-    build_onnx(tmp_path / "models" / "mnist.onnx", batch="N")
-    text = manifest_text.replace("{min: 1, opt: 16, max: 64}", "{max: 0}").replace(
-        "    dynamic_batching: {max_queue_delay_microseconds: 100}\n", ""
-    )
-    (mnist,) = load_manifest(write_manifest(text)).models
-    assert mnist.inputs[0].dims == (-1, 1, 28, 28)
+    assert mnist.inputs == (TensorSpec("input", "FLOAT", input_dims),)
+    assert mnist.outputs == (TensorSpec("logits", "FLOAT", output_dims),)
 
 
 def test_batching_a_model_with_a_fixed_first_dim_is_refused(
@@ -92,11 +99,8 @@ def test_batching_a_model_with_a_fixed_first_dim_is_refused(
     build_onnx: Callable[..., Path],
 ) -> None:
     build_onnx(tmp_path / "models" / "mnist.onnx", batch=1)
-    path = write_manifest(manifest_text)
-    with pytest.raises(DltkError) as exc:
-        load_manifest(path)
-    assert str(exc.value) == (
-        f"{path}: model 'mnist': batch.max is 64 but tensor 'input' has first dim 1; export it "
+    assert load_error(write_manifest(manifest_text)) == (
+        "model 'mnist': batch.max is 64 but tensor 'input' has first dim 1; export it "
         "with a dynamic batch axis or use max batch size 0 (batch: {max: 0})"
     )
 
@@ -104,11 +108,8 @@ def test_batching_a_model_with_a_fixed_first_dim_is_refused(
 def test_missing_onnx_names_the_model_the_path_and_the_export_command(
     tmp_path: Path, write_manifest: WriteManifest, manifest_text: str
 ) -> None:
-    path = write_manifest(manifest_text)
-    with pytest.raises(DltkError) as exc:
-        load_manifest(path)
-    assert str(exc.value) == (
-        f"{path}: model 'mnist': ONNX file {tmp_path / 'models/mnist.onnx'} does not exist; "
+    assert load_error(write_manifest(manifest_text)) == (
+        f"model 'mnist': ONNX file {tmp_path / 'models/mnist.onnx'} does not exist; "
         "run `dltk export --model mnist`"
     )
 
@@ -137,7 +138,7 @@ BAD = {
         lambda m: m + "    precision: fp16\n",
         "9:5: model 'mnist': unknown key 'precision'; known keys: name, onnx, export, samples, "
         "batch, runtimes, precisions, tensorrt, onnxruntime_tensorrt, dynamic_batching, "
-        "instances, warmup, version_policy",
+        "instances, cpu_threads, warmup, version_policy",
     ),
     "tensorrt only": (
         lambda m: m.replace("[onnxruntime, python-onnxruntime]", "[tensorrt]"),
@@ -240,6 +241,10 @@ BAD = {
     "zero instances": (
         lambda m: m.replace("instances: 1", "instances: 0"),
         "8:5: model 'mnist': instances must be >= 1, got 0",
+    ),
+    "zero cpu threads": (
+        lambda m: m.replace("instances: 1", "instances: 1\n    cpu_threads: 0"),
+        "9:5: model 'mnist': cpu_threads must be >= 1, got 0",
     ),
     "duplicate model names": (
         lambda m: m + m.split("\n", 1)[1],
@@ -350,23 +355,16 @@ def test_options_checked_against_the_graph(
     if not message:  # HWC on a [1,28,28] model is fine: C=1
         assert load_manifest(path).pipelines[0].layout == "HWC"
         return
-    with pytest.raises(DltkError) as exc:
-        load_manifest(path)
-    assert str(exc.value) == f"{path}: {message}"
+    assert load_error(path) == message
 
 
 def test_pipeline_needs_a_classifier(
     tmp_path: Path, write_manifest: WriteManifest, build_onnx: Callable[..., Path]
 ) -> None:
     build_onnx(tmp_path / "models" / "mnist.onnx", batch="N")
-    text = ALL_OPTIONS.replace("{min: 1, opt: 16, max: 64}", "{max: 0}").replace(
-        "    warmup: {batch_size: 4, data: random, count: 2}\n", ""
-    )
-    path = write_manifest(text)
-    with pytest.raises(DltkError) as exc:
-        load_manifest(path)
-    assert str(exc.value) == (
-        f"{path}: pipeline 'digits': model 'mnist' input dims [-1, 1, 28, 28] must be fixed "
+    text = fixed_batch(ALL_OPTIONS, drop="    warmup: {batch_size: 4, data: random, count: 2}\n")
+    assert load_error(write_manifest(text)) == (
+        "pipeline 'digits': model 'mnist' input dims [-1, 1, 28, 28] must be fixed "
         "[C,H,W] or [H,W] after the batch dim"
     )
 
@@ -379,11 +377,8 @@ def test_warmup_needs_concrete_dims(
         "models:\n  - {name: m, onnx: models/mnist.onnx, batch: {max: 0}, runtimes: onnxruntime,"
         " warmup: {}}\n"
     )
-    path = write_manifest(text)
-    with pytest.raises(DltkError) as exc:
-        load_manifest(path)
-    assert str(exc.value) == (
-        f"{path}: model 'm' warmup: input 'input' has variable dims [-1, 1, 28, 28]; give them "
+    assert load_error(write_manifest(text)) == (
+        "model 'm' warmup: input 'input' has variable dims [-1, 1, 28, 28]; give them "
         "as warmup: {dims: {input: [...]}}"
     )
     fixed = text.replace("warmup: {}", "warmup: {dims: {input: [1, 1, 28, 28]}}")

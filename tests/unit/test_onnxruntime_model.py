@@ -1,78 +1,24 @@
 """The python-backend model (python_models/onnxruntime_model.py) outside tritonserver.
 
 `triton_python_backend_utils` exists only inside tritonserver's python stub, so these tests
-install FakePbUtils, a test double with the few names the model uses, in its place. The model's
-real work - onnxruntime, batching several requests into one run, per-request errors - is real.
+install FakePbUtils (fake_pb_utils.py), a test double with the few names the model uses, in its
+place. The model's real work - onnxruntime, batching several requests into one run,
+per-request errors - is real.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+from fake_pb_utils import FakeRequest, FakeTritonModelException, fake_pb_utils, load_python_model
 
 from dltk.repo import PYTHON_MODEL
-
-
-class FakeTritonError(Exception):
-    """Test double of pb_utils.TritonError."""
-
-
-class FakeTritonModelException(Exception):
-    """Test double of pb_utils.TritonModelException."""
-
-
-@dataclass
-class FakeTensor:
-    """Test double of pb_utils.Tensor."""
-
-    name: str
-    array: np.ndarray
-
-    def as_numpy(self) -> np.ndarray:
-        return self.array
-
-
-@dataclass
-class FakeResponse:
-    """Test double of pb_utils.InferenceResponse."""
-
-    output_tensors: list[FakeTensor]
-    error: FakeTritonError | None = None
-
-
-@dataclass
-class FakeRequest:
-    """Test double of pb_utils.InferenceRequest: just its input tensors."""
-
-    inputs: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def _fake_pb_utils() -> types.ModuleType:
-    """FakePbUtils: a test double of triton_python_backend_utils (real one: tritonserver only)."""
-    fake = types.ModuleType("triton_python_backend_utils")
-    fake.Tensor = FakeTensor  # type: ignore[attr-defined]
-    fake.InferenceResponse = FakeResponse  # type: ignore[attr-defined]
-    fake.TritonError = FakeTritonError  # type: ignore[attr-defined]
-    fake.TritonModelException = FakeTritonModelException  # type: ignore[attr-defined]
-
-    def get_input_tensor_by_name(request: FakeRequest, name: str) -> FakeTensor | None:
-        array = request.inputs.get(name)
-        return None if array is None else FakeTensor(name, array)
-
-    types_ = {"TYPE_FP32": np.float32, "TYPE_INT64": np.int64, "TYPE_FP16": np.float16}
-    fake.get_input_tensor_by_name = get_input_tensor_by_name  # type: ignore[attr-defined]
-    fake.triton_string_to_numpy = types_.__getitem__  # type: ignore[attr-defined]
-    return fake
 
 
 def _config(max_batch_size: int, threads: str | None = None) -> dict[str, Any]:
@@ -103,12 +49,7 @@ class CountingSession:
 def load_model(
     monkeypatch: pytest.MonkeyPatch, repo: Path, config: dict[str, Any]
 ) -> tuple[Any, CountingSession]:
-    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _fake_pb_utils())
-    spec = importlib.util.spec_from_file_location("dltk_test_ort_model", PYTHON_MODEL)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    model = module.TritonPythonModel()
+    model = load_python_model(monkeypatch, PYTHON_MODEL, fake_pb_utils())
     model.initialize(
         {"model_config": json.dumps(config), "model_repository": str(repo), "model_version": "1"}
     )

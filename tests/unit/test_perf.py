@@ -219,6 +219,25 @@ def test_run_perf_missing_binary_is_an_error() -> None:
         run_perf(Path("/nonexistent/perf_analyzer"), cfg, {}, timeout_s=5)
 
 
+def test_run_perf_passes_its_env_and_a_timeout_to_the_runner() -> None:
+    cfg = PerfConfig(model="m", url="127.0.0.1:8000", concurrency=ConcurrencyRange(1, 3))
+    seen: dict[str, object] = {}
+    write_csv = fake_runner_writing(HTTP_CSV.read_text())
+
+    def recording(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        seen.update(kwargs)
+        return write_csv(cmd, **kwargs)
+
+    run_perf(Path("pa"), cfg, {"LD_LIBRARY_PATH": "/opt/pa/lib"}, timeout_s=7, runner=recording)
+    assert seen["env"] == {"LD_LIBRARY_PATH": "/opt/pa/lib"} and seen["timeout"] == 7
+
+
+def test_run_perf_failure_of_a_real_process_without_output() -> None:
+    cfg = PerfConfig(model="m", url="127.0.0.1:8000")
+    with pytest.raises(DltkError, match=r"^perf_analyzer failed \(exit 1\): \(no output\)$"):
+        run_perf(Path("/bin/false"), cfg, {}, timeout_s=30)
+
+
 def test_best_row_within_a_latency_budget() -> None:
     rows = [
         PerfRow(1, 100.0, 1.0, 1.0, 1.0, 2.0),

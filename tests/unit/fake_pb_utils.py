@@ -1,0 +1,97 @@
+"""Test doubles of `triton_python_backend_utils` for the python-backend models' unit tests.
+
+The real module exists only inside tritonserver's python stub, so the tests of
+python_models/*.py install FakePbUtils (`fake_pb_utils()`), a test double with the names the
+models use, and load the model file the way the stub does (`load_python_model`). A test adds
+what only it needs to the returned module (the BLS test: InferenceRequest and is_model_ready).
+The real module is exercised in tests/integration/test_models.py against the CPU tritonserver.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+
+class FakeTritonError(Exception):
+    """Test double of pb_utils.TritonError."""
+
+    def message(self) -> str:
+        return str(self)
+
+
+class FakeTritonModelException(Exception):
+    """Test double of pb_utils.TritonModelException."""
+
+
+@dataclass
+class FakeTensor:
+    """Test double of pb_utils.Tensor."""
+
+    name: str
+    array: np.ndarray
+
+    def as_numpy(self) -> np.ndarray:
+        return self.array
+
+
+@dataclass
+class FakeResponse:
+    """Test double of pb_utils.InferenceResponse."""
+
+    output_tensors: list[FakeTensor]
+    error: FakeTritonError | None = None
+
+    def has_error(self) -> bool:
+        return self.error is not None
+
+
+@dataclass
+class FakeRequest:
+    """Test double of pb_utils.InferenceRequest as the model receives it: its input tensors."""
+
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def get_input_tensor_by_name(request: FakeRequest, name: str) -> FakeTensor | None:
+    array = request.inputs.get(name)
+    return None if array is None else FakeTensor(name, array)
+
+
+def get_output_tensor_by_name(response: FakeResponse, name: str) -> FakeTensor:
+    return next(t for t in response.output_tensors if t.name == name)
+
+
+NUMPY_OF = {"TYPE_FP32": np.float32, "TYPE_INT64": np.int64, "TYPE_FP16": np.float16}
+
+
+def fake_pb_utils() -> types.ModuleType:
+    """FakePbUtils: a test double of triton_python_backend_utils (real one: tritonserver only)."""
+    fake = types.ModuleType("triton_python_backend_utils")
+    fake.Tensor = FakeTensor  # type: ignore[attr-defined]
+    fake.InferenceResponse = FakeResponse  # type: ignore[attr-defined]
+    fake.TritonError = FakeTritonError  # type: ignore[attr-defined]
+    fake.TritonModelException = FakeTritonModelException  # type: ignore[attr-defined]
+    fake.get_input_tensor_by_name = get_input_tensor_by_name  # type: ignore[attr-defined]
+    fake.get_output_tensor_by_name = get_output_tensor_by_name  # type: ignore[attr-defined]
+    fake.triton_string_to_numpy = NUMPY_OF.__getitem__  # type: ignore[attr-defined]
+    return fake
+
+
+def load_python_model(
+    monkeypatch: pytest.MonkeyPatch, model_file: Path, fake: types.ModuleType
+) -> Any:
+    """A new TritonPythonModel of `model_file` (not initialized), importing `fake` as pb_utils."""
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake)
+    spec = importlib.util.spec_from_file_location(f"dltk_test_{model_file.stem}", model_file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.TritonPythonModel()
