@@ -68,9 +68,8 @@ molecule: images ## molecule scenarios: default (whole deploy.yml on a sandbox h
 	molecule test -s nvidia_driver_bad_input
 	molecule test -s nsight_systems
 	molecule test -s docker_engine
-	# nvidia_container_toolkit: its restart-gate check can hit docker.service's start-rate
-	# limit (seen once in CI); run it by hand with `molecule test -s nvidia_container_toolkit`
-	# until that is fixed (issue 4).
+	molecule test -s nvidia_container_toolkit
+	molecule test -s mirror
 	molecule test -s dltk_image
 	molecule test -s trt_engines
 

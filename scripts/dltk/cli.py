@@ -10,7 +10,17 @@ from dltk import __version__
 from dltk.errors import DltkError
 
 # Each module registers its sub-command with add_parser(subparsers) and sets `func`.
-COMMAND_MODULES = ("export", "repo", "validate", "engines", "serve", "verify", "bench", "profile")
+COMMAND_MODULES = (
+    "export",
+    "repo",
+    "validate",
+    "engines",
+    "serve",
+    "verify",
+    "bench",
+    "profile",
+    "apt_mirror",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
