@@ -9,6 +9,8 @@ PACKAGES=(
   libb64-0d        # perf_analyzer from tritonclient 2.51 links it
   debootstrap      # the Debian base image when no registry is reachable
   gnupg            # signs the throwaway test apt mirrors of the molecule scenarios
+  iproute2         # molecule mirror: `ip route del default` in the air-gapped host's namespace
+  util-linux       # nsenter, for the same
 )
 
 missing=()
