@@ -135,8 +135,13 @@ def test_without_batching_each_request_runs_alone(
 
 def test_thread_count_comes_from_the_config(monkeypatch: pytest.MonkeyPatch, repo: Path) -> None:
     model, session = load_model(monkeypatch, repo, _config(64, threads="2"))
-    assert session.session.get_session_options().intra_op_num_threads == 2
+    options = session.session.get_session_options()
+    assert options.intra_op_num_threads == 2
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     model, session = load_model(monkeypatch, repo, _config(64))
-    assert session.session.get_session_options().intra_op_num_threads == 1
+    options = session.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    with pytest.raises(RuntimeError, match="allow_spinning"):  # not set: onnxruntime's default
+        options.get_session_config_entry("session.intra_op.allow_spinning")
     with pytest.raises(FakeTritonModelException, match="intra_op_num_threads must be an integer"):
         load_model(monkeypatch, repo, _config(64, threads="many"))

@@ -5,7 +5,8 @@ python-onnxruntime runtime (Triton images without the onnxruntime backend). Inpu
 names and types come from the model's config.pbtxt. With dynamic batching Triton hands
 `execute()` several requests at once: requests whose non-batch shapes agree are concatenated,
 run in one onnxruntime call and split back; a bad request gets its own error response and
-does not fail the others. Config parameters: `intra_op_num_threads` (default 1).
+does not fail the others. Config parameters: `intra_op_num_threads` (default 1; above 1 idle
+pool threads sleep instead of spinning).
 
 It runs inside tritonserver's python stub, so it imports only numpy, onnxruntime and Triton's
 `triton_python_backend_utils`; it must not import `dltk`.
@@ -51,6 +52,10 @@ class TritonPythonModel:
             ) from None
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op
+        if intra_op > 1:
+            # Instances, tritonserver and clients share the cores: idle pool threads must sleep,
+            # not spin (onnxruntime's default spins them, burning cores other instances need).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
