@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
-from fake_pb_utils import FakeRequest, FakeResponse, FakeTensor, fake_pb_utils, load_python_model
+from fake_pb_utils import (
+    FakeRequest,
+    FakeTensor,
+    FakeTritonError,
+    fake_pb_utils,
+    load_python_model,
+)
 
 from dltk.config import Target, render_pipeline_config
 from dltk.manifest import BatchRange, ModelSpec, TensorSpec
@@ -33,6 +39,22 @@ class FakeServer:
     sessions: dict[str, ort.InferenceSession]
     ready: set[str]
     calls: list[tuple[str, np.dtype]] = field(default_factory=list)
+    failing: dict[str, str] = field(default_factory=dict)  # model -> the error its BLS call gets
+
+
+@dataclass
+class FakeBlsResponse:
+    """Test double of the response a BLS `exec()` returns: error() is a method there."""
+
+    output_tensors: list[FakeTensor]
+    failure: str | None = None
+
+    def has_error(self) -> bool:
+        return self.failure is not None
+
+    def error(self) -> FakeTritonError:
+        assert self.failure is not None, "error() called on a response without an error"
+        return FakeTritonError(self.failure)
 
 
 def fake_bls_pb_utils(server: FakeServer) -> types.ModuleType:
@@ -43,13 +65,15 @@ def fake_bls_pb_utils(server: FakeServer) -> types.ModuleType:
         def __init__(self, model_name: str, requested_output_names: list[str], inputs: list):
             self.model, self.outputs, self.inputs = model_name, requested_output_names, inputs
 
-        def exec(self) -> FakeResponse:
+        def exec(self) -> FakeBlsResponse:
             (tensor,) = self.inputs
             server.calls.append((self.model, tensor.array.dtype))
+            if self.model in server.failing:
+                return FakeBlsResponse([], server.failing[self.model])
             session = server.sessions[self.model]
             feed = {tensor.name: tensor.array.astype(np.float32)}
             result = session.run(self.outputs, feed)
-            return FakeResponse(
+            return FakeBlsResponse(
                 [FakeTensor(n, r) for n, r in zip(self.outputs, result, strict=True)]
             )
 
@@ -157,3 +181,16 @@ def test_hwc_layout_is_transposed_with_per_channel_mean(monkeypatch: pytest.Monk
     x = model.normalize(pixels)
     assert x.shape == (1, 3, 2, 2)
     assert x[0, :, 0, 0].tolist() == [1.0, 1.0, 0.0]
+
+
+def test_a_failing_target_model_fails_only_that_request(
+    monkeypatch: pytest.MonkeyPatch, server: FakeServer
+) -> None:
+    model = load(monkeypatch, server)
+    server.failing["mnist"] = "model 'mnist' is unavailable"
+    (failed,) = model.execute([FakeRequest({"image": images(1)})])
+    assert str(failed.error) == "mnist: model 'mnist' is unavailable"
+    assert failed.output_tensors == []
+    del server.failing["mnist"]
+    (answered,) = model.execute([FakeRequest({"image": images(1)})])
+    assert answered.error is None and answered.output_tensors[0].array.shape == (1, 1)
