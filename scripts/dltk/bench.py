@@ -236,7 +236,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--served-batch", type=int, default=256, help="client batch (default 256)")
     v.add_argument("--max-batch-size", type=int, default=256, help="config max_batch_size")
     v.add_argument("--instances", type=int, default=2, help="tuned instance count (default 2)")
-    v.add_argument("--queue-delay-us", type=int, default=500, help="tuned max_queue_delay")
+    v.add_argument("--queue-delay-us", type=int, default=100, help="tuned max_queue_delay")
     v.add_argument("--intra-op-threads", type=int, default=1, help="onnxruntime threads/instance")
     v.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
     v.add_argument("--shared-memory", choices=("system", "none"), default="system")
