@@ -91,13 +91,8 @@ def tuned_spec(model: Any, opts: ServingOptions) -> Any:
 
 def default_spec(model: Any, opts: ServingOptions) -> Any:
     """Triton's defaults: no dynamic batching, one instance (same max batch as tuned)."""
-    from dltk.manifest import BatchRange
-
-    batch = BatchRange(
-        min=1, opt=min(model.batch.opt, opts.max_batch_size), max=opts.max_batch_size
-    )
     return dataclasses.replace(
-        model, batch=batch, instances=1, cpu_threads=None, dynamic_batching=None
+        tuned_spec(model, opts), instances=1, cpu_threads=None, dynamic_batching=None
     )
 
 
