@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "bench",
     "profile",
     "apt_mirror",
+    "release",
 )
 
 

@@ -1,0 +1,121 @@
+"""`dltk release`: what one NGC release of Triton brings (images, versions, driver needs).
+
+The Triton release is ONE setting, `dltk_ngc_release` (inventory/group_vars/all/release.yml).
+Everything that depends on it is derived here: the NGC image tags (tritonserver, tensorrt,
+pytorch), the Triton and tritonclient version, the Python of the NGC images (the GPU toolkit's
+requirements must resolve for it), the CUDA version and the driver it needs.
+
+Sources (NVIDIA's release notes, "Driver Requirements" and "GPU Requirements" sections):
+- Triton Inference Server Release 24.10: CUDA 12.6.2, driver release 560 or later; on data-center
+  GPUs 470.57+ (R470), 525.85+ (R525), 535.86+ (R535) or 545.23+ (R545) through forward
+  compatibility; compute capability 6.0 and later.
+  https://docs.nvidia.com/deeplearning/triton-inference-server/release-notes/rel-24-10.html
+- Triton Inference Server Release 25.08: CUDA 13.0.0, driver release 575 or later; the same
+  data-center forward-compatible branches; compute capability 7.5 and later.
+  https://docs.nvidia.com/deeplearning/triton-inference-server/release-notes/rel-25-08.html
+
+The TensorRT version listed here is NVIDIA's nominal one, for documentation and planning without
+the image; the engine cache key uses the version read from the TensorRT image itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from dataclasses import asdict, dataclass
+
+from dltk.errors import DltkError
+
+NGC_PATTERN = re.compile(r"^\d{2}\.\d{2}$")
+DEFAULT_NGC_RELEASE = "24.10"
+
+
+@dataclass(frozen=True)
+class Release:
+    """One NGC release of Triton and what it needs from the host."""
+
+    ngc: str
+    triton: str
+    tensorrt: str
+    cuda: str
+    python: str
+    min_driver_branch: int
+    # Data-center GPUs may run older drivers of these branches through CUDA forward compatibility
+    # (minimum full version per branch).
+    forward_compat: tuple[str, ...]
+    min_compute_capability: str
+
+    @property
+    def tritonserver_image(self) -> str:
+        return f"nvcr.io/nvidia/tritonserver:{self.ngc}-py3"
+
+    @property
+    def tensorrt_image(self) -> str:
+        return f"nvcr.io/nvidia/tensorrt:{self.ngc}-py3"
+
+    @property
+    def pytorch_image(self) -> str:
+        return f"nvcr.io/nvidia/pytorch:{self.ngc}-py3"
+
+    @property
+    def tritonclient(self) -> str:
+        """tritonclient of the same release (its perf_analyzer matches the server)."""
+        return self.triton
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["forward_compat"] = list(self.forward_compat)
+        for name in ("tritonserver_image", "tensorrt_image", "pytorch_image", "tritonclient"):
+            data[name] = getattr(self, name)
+        return data
+
+
+_DC_FORWARD_COMPAT = ("470.57", "525.85", "535.86", "545.23")
+
+RELEASES: dict[str, Release] = {
+    "24.10": Release(
+        ngc="24.10",
+        triton="2.51.0",
+        tensorrt="10.5.0",
+        cuda="12.6.2",
+        python="3.10",
+        min_driver_branch=560,
+        forward_compat=_DC_FORWARD_COMPAT,
+        min_compute_capability="6.0",
+    ),
+}
+
+
+def get_release(ngc: str) -> Release:
+    """The release record for an NGC tag like "24.10"; one clear error for anything else."""
+    if not NGC_PATTERN.match(str(ngc)):
+        raise DltkError(f"NGC release {ngc!r} must look like 24.10 (YY.MM)")
+    if ngc not in RELEASES:
+        known = ", ".join(sorted(RELEASES))
+        raise DltkError(
+            f"NGC release {ngc} is not in dltk's release table (known: {known}); "
+            "add it to scripts/dltk/release.py with its release notes' driver and CUDA facts"
+        )
+    return RELEASES[ngc]
+
+
+def run(args: argparse.Namespace) -> int:
+    release = get_release(args.ngc)
+    if args.json:
+        print(json.dumps(release.as_dict(), sort_keys=True))
+    else:
+        for key, value in sorted(release.as_dict().items()):
+            print(f"{key}: {value}")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "release",
+        help="what an NGC release of Triton brings: image tags, versions, driver needs",
+        description="Print the facts dltk derives from one NGC release (dltk_ngc_release).",
+    )
+    parser.add_argument("--ngc", default=DEFAULT_NGC_RELEASE, help="NGC release, e.g. 24.10")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
