@@ -9,6 +9,13 @@ first (when the host built them), then its ONNX deployment. It answers `class` (
 that answered). Readiness is asked per request, so a model loaded or unloaded later through the
 repository API is picked up without reloading the pipeline.
 
+The BLS call asks for its outputs in CPU memory (`preferred_memory`, python backend >= 23.04):
+without it "the output tensors will be allocated on the same device where the output tensors
+were received from the model", so a TensorRT engine on KIND_GPU instances answers with GPU
+tensors and `as_numpy()` raises "Tensor is stored in GPU and cannot be converted to NumPy."
+(https://github.com/triton-inference-server/python_backend/blob/r24.10/README.md, "Business
+Logic Scripting"; src/pb_tensor.cc).
+
 It runs inside tritonserver's python stub, so it imports only numpy and Triton's
 `triton_python_backend_utils`; it must not import `dltk`.
 """
@@ -86,6 +93,7 @@ class TritonPythonModel:
             model_name=name,
             requested_output_names=[self.target_output],
             inputs=[pb_utils.Tensor(self.target_input, x.astype(dtype))],
+            preferred_memory=pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0),
         )
         response = inference.exec()
         if response.has_error():
