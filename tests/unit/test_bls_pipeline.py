@@ -32,7 +32,7 @@ from fake_pb_utils import (
 )
 
 from dltk.config import Target, render_pipeline_config
-from dltk.manifest import BatchRange, ModelSpec, TensorSpec
+from dltk.manifest import BatchRange, DynamicBatching, ModelSpec, TensorSpec
 from dltk.manifest_options import PipelineSpec
 from dltk.repo import BLS_MODEL
 
@@ -47,6 +47,7 @@ class FakeServer:
     failing: dict[str, str] = field(default_factory=dict)  # model -> the error its BLS call gets
     gpu_models: set[str] = field(default_factory=set)  # KIND_GPU models (TensorRT engines)
     memory: list[FakePreferredMemory | None] = field(default_factory=list)  # per BLS call
+    sizes: list[tuple[str, int]] = field(default_factory=list)  # per BLS call: model, rows
 
 
 @dataclass
@@ -83,6 +84,7 @@ def fake_bls_pb_utils(server: FakeServer) -> types.ModuleType:
             (tensor,) = self.inputs
             server.calls.append((self.model, tensor.array.dtype))
             server.memory.append(self.preferred_memory)
+            server.sizes.append((self.model, len(tensor.array)))
             if self.model in server.failing:
                 return FakeBlsResponse([], server.failing[self.model])
             session = server.sessions[self.model]
@@ -242,3 +244,45 @@ def test_the_test_double_keeps_gpu_outputs_on_the_gpu_without_preferred_memory(
         gpu.as_numpy()
     (cpu,) = fake.InferenceRequest("mnist", ["logits"], [x]).exec().output_tensors
     assert cpu.is_cpu() and cpu.as_numpy().shape == (1, 10)
+
+
+def test_requests_batched_together_share_calls_of_at_most_max_batch_size(
+    monkeypatch: pytest.MonkeyPatch, server: FakeServer
+) -> None:
+    """With dynamic batching, one execute() gets several requests: they go to the model
+    together (at most max_batch_size rows per call), and each gets its own rows back."""
+    batched = PipelineSpec(
+        "digits",
+        "mnist",
+        mean=(0.1307,),
+        std=(0.3081,),
+        max_batch_size=4,
+        dynamic_batching=DynamicBatching(100),
+    )
+    model = load(monkeypatch, server, config_json(batched))
+    assert model.max_batch_size == 4
+    sizes = (2, 1, 2)
+    pixels = [images(n) for n in sizes]
+    requests = [FakeRequest({"image": p}) for p in pixels]
+    requests.insert(1, FakeRequest({}))  # a bad request keeps its own error
+    responses = model.execute(requests)
+    assert str(responses[1].error) == "missing input 'image'"
+    assert [(name, n) for name, n in server.sizes] == [("mnist", 3), ("mnist", 2)]
+    alone = load(monkeypatch, FakeServer(server.sessions, {"mnist"}))
+    for response, p in zip([responses[0], *responses[2:]], pixels, strict=True):
+        assert response.error is None
+        (expected,) = alone.execute([FakeRequest({"image": p})])
+        got = {t.name: t.array for t in response.output_tensors}
+        want = {t.name: t.array for t in expected.output_tensors}
+        assert got["class"].tolist() == want["class"].tolist()
+        np.testing.assert_allclose(got["probabilities"], want["probabilities"], rtol=1e-5)
+        assert got["served_by"].tolist() == [[b"mnist"]] * len(p)
+
+
+def test_a_fixed_batch_pipeline_calls_once_per_request(
+    monkeypatch: pytest.MonkeyPatch, server: FakeServer
+) -> None:
+    model = load(monkeypatch, server)
+    model.max_batch_size = 0  # the config of a fixed-batch model's pipeline
+    model.execute([FakeRequest({"image": images(1)}), FakeRequest({"image": images(1)})])
+    assert [name for name, _ in server.sizes] == ["mnist", "mnist"]
