@@ -266,7 +266,11 @@ def pipeline_targets(
 def render_pipeline_config(
     pipeline: PipelineSpec, model: ModelSpec, targets: tuple[Target, ...]
 ) -> str:
-    """config.pbtxt of the BLS model of `pipeline` (python backend, CPU instances)."""
+    """config.pbtxt of the BLS model of `pipeline` (python backend, CPU instances).
+
+    max_batch_size is the pipeline's (default: the model's batch.max); dynamic batching only
+    when the pipeline asks for it (the BLS model then sends each batch in one call).
+    """
     if not targets:
         raise DltkError(f"pipeline {pipeline.name!r}: model {model.name!r} is not deployed")
     (tensor,) = model.inputs
@@ -289,14 +293,16 @@ def render_pipeline_config(
     }
     context = ConfigContext(
         name=pipeline.name,
-        max_batch_size=model.batch.max,
+        max_batch_size=model.batch.max
+        if pipeline.max_batch_size is None
+        else pipeline.max_batch_size,
         inputs=(ConfigTensor(pipeline.input, "TYPE_UINT8", (*rows, *image)),),
         outputs=(
             ConfigTensor("class", "TYPE_INT64", (*rows, 1)),
             ConfigTensor("probabilities", "TYPE_FP32", (*rows, classes)),
             ConfigTensor("served_by", "TYPE_STRING", (*rows, 1)),
         ),
-        dynamic_batching=None,
+        dynamic_batching=pipeline.dynamic_batching if batched else None,
         instances=pipeline.instances,
         instance_kind=INSTANCE_KINDS["cpu"],
         parameters=tuple(sorted(parameters.items())),

@@ -16,11 +16,13 @@ from typing import Any
 from dltk.errors import DltkError
 from dltk.manifest_checks import check_pipeline, check_warmup
 from dltk.manifest_options import (
+    DynamicBatching,
     OrtTensorrt,
     PipelineSpec,
     TensorrtOptions,
     VersionPolicy,
     Warmup,
+    parse_dynamic_batching,
     parse_ort_tensorrt,
     parse_pipeline,
     parse_precisions,
@@ -31,7 +33,8 @@ from dltk.manifest_options import (
 from dltk.manifest_yaml import Context, check_keys, int_field, load_yaml, where
 from dltk.onnx_graph import TensorSpec, read_onnx_tensors
 
-__all__ = ["TensorSpec", "read_onnx_tensors"]  # re-exported: the manifest's tensor records
+# Re-exported: the manifest's tensor and batching records.
+__all__ = ["DynamicBatching", "TensorSpec", "read_onnx_tensors"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,6 @@ MODEL_KEYS = (
 )
 REQUIRED_MODEL_KEYS = ("name", "onnx", "batch", "runtimes")
 BATCH_KEYS = ("min", "opt", "max")
-DYNAMIC_BATCHING_KEYS = ("max_queue_delay_microseconds", "preferred_batch_size")
 
 
 def trt_model_name(model: str, precision: str) -> str:
@@ -88,12 +90,6 @@ class BatchRange:
     min: int
     opt: int
     max: int
-
-
-@dataclass(frozen=True)
-class DynamicBatching:
-    max_queue_delay_microseconds: int = 0
-    preferred_batch_size: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,21 +165,15 @@ def _parse_pipelines(
     taken = {m.name for m in models} | {
         trt_model_name(m.name, p) for m in models if "tensorrt" in m.runtimes for p in m.precisions
     }
-    by_name = {m.name: m for m in models}
+    batch_max = {m.name: m.batch.max for m in models}
     pipelines = []
     for index, entry in enumerate(entries):
-        pipeline = parse_pipeline(ctx, entry, index)
+        pipeline = parse_pipeline(ctx, entry, index, batch_max)
         if pipeline.name in taken:
             raise ctx.error(
                 pipeline.where,
                 f"pipeline {pipeline.name!r}: the name is already used by a model or "
                 "another pipeline; pick another",
-            )
-        if pipeline.model not in by_name:
-            raise ctx.error(
-                pipeline.where,
-                f"pipeline {pipeline.name!r}: model {pipeline.model!r} is not in `models:` "
-                f"(models: {', '.join(by_name)})",
             )
         taken.add(pipeline.name)
         pipelines.append(pipeline)
@@ -224,7 +214,7 @@ def _parse_model(ctx: Context, entry: Any, index: int, base: Path) -> ModelSpec:
             )
     dynamic = None
     if "dynamic_batching" in entry:
-        dynamic = _parse_dynamic_batching(ctx, entry, what, batch)
+        dynamic = parse_dynamic_batching(ctx, entry, what, batch.max, "batch.max")
     return ModelSpec(
         name=name,
         onnx=onnx,
@@ -309,42 +299,6 @@ def _parse_runtimes(ctx: Context, entry: Mapping[str, Any], what: str) -> tuple[
             "where no TensorRT engine exists (hosts without a GPU)",
         )
     return tuple(runtimes)
-
-
-def _parse_dynamic_batching(
-    ctx: Context, entry: Mapping[str, Any], what: str, batch: BatchRange
-) -> DynamicBatching:
-    spec = entry["dynamic_batching"]
-    if spec is None or spec == {}:
-        spec = {}
-    if not isinstance(spec, dict):
-        raise ctx.error(
-            where(entry, "dynamic_batching"),
-            f"{what}: dynamic_batching must be a "
-            "mapping like {max_queue_delay_microseconds: 100}",
-        )
-    if batch.max == 0:
-        raise ctx.error(
-            where(entry, "dynamic_batching"),
-            f"{what}: dynamic_batching needs batch.max > 0; remove it for a fixed-batch model",
-        )
-    sub = f"{what} dynamic_batching"
-    check_keys(ctx, spec, DYNAMIC_BATCHING_KEYS, sub)
-    delay = (
-        int_field(ctx, spec, "max_queue_delay_microseconds", sub, 0)
-        if "max_queue_delay_microseconds" in spec
-        else 0
-    )
-    preferred = spec.get("preferred_batch_size", [])
-    if not isinstance(preferred, list) or any(
-        isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= batch.max for p in preferred
-    ):
-        raise ctx.error(
-            where(spec, "preferred_batch_size"),
-            f"{sub}: preferred_batch_size "
-            f"must be a list of sizes in 1..{batch.max} (batch.max), got {preferred!r}",
-        )
-    return DynamicBatching(delay, tuple(preferred))
 
 
 # --- ONNX ------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The optional parts of a manifest model and the `pipelines:` list, parsed and checked.
 
 Per model: TensorRT precisions and engine options, the optional TensorRT accelerator of the
-onnxruntime backend, warmup and version policy. `pipelines:` are BLS models (python backend)
-that take uint8 images, normalize them and call the best deployment of a manifest model.
+onnxruntime backend, dynamic batching, warmup and version policy. `pipelines:` are BLS models
+(python backend) that take uint8 images, normalize them and call the best deployment of a
+manifest model; their instances and batching are settable like a model's.
 """
 
 from __future__ import annotations
@@ -29,7 +30,25 @@ TENSORRT_KEYS = ("fp16_io", "workspace_mb")
 ORT_TRT_KEYS = ("precision", "workspace_mb", "engine_cache_path")
 WARMUP_KEYS = ("batch_size", "data", "count", "dims")
 VERSION_POLICY_KEYS = ("latest", "all", "specific")
-PIPELINE_KEYS = ("name", "model", "input", "layout", "mean", "std", "softmax", "instances")
+PIPELINE_KEYS = (
+    "name",
+    "model",
+    "input",
+    "layout",
+    "mean",
+    "std",
+    "softmax",
+    "instances",
+    "max_batch_size",
+    "dynamic_batching",
+)
+DYNAMIC_BATCHING_KEYS = ("max_queue_delay_microseconds", "preferred_batch_size")
+
+
+@dataclass(frozen=True)
+class DynamicBatching:
+    max_queue_delay_microseconds: int = 0
+    preferred_batch_size: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,7 +94,47 @@ class PipelineSpec:
     std: tuple[float, ...] = (1.0,)
     softmax: bool = True
     instances: int = 1
+    max_batch_size: int | None = None  # None: the model's batch.max
+    dynamic_batching: DynamicBatching | None = None
     where: tuple[int, int] | None = field(default=None, compare=False)
+
+
+def parse_dynamic_batching(
+    ctx: Context, entry: Mapping[str, Any], what: str, max_batch: int, max_name: str
+) -> DynamicBatching:
+    """`dynamic_batching:` of a model or pipeline whose largest batch is `max_batch`
+    (`max_name` says where that number is set: batch.max or max_batch_size)."""
+    spec = entry["dynamic_batching"]
+    if spec is None or spec == {}:
+        spec = {}
+    if not isinstance(spec, dict):
+        raise ctx.error(
+            where(entry, "dynamic_batching"),
+            f"{what}: dynamic_batching must be a "
+            "mapping like {max_queue_delay_microseconds: 100}",
+        )
+    if max_batch == 0:
+        raise ctx.error(
+            where(entry, "dynamic_batching"),
+            f"{what}: dynamic_batching needs {max_name} > 0; remove it for a fixed-batch model",
+        )
+    sub = f"{what} dynamic_batching"
+    check_keys(ctx, spec, DYNAMIC_BATCHING_KEYS, sub)
+    delay = (
+        int_field(ctx, spec, "max_queue_delay_microseconds", sub, 0)
+        if "max_queue_delay_microseconds" in spec
+        else 0
+    )
+    preferred = spec.get("preferred_batch_size", [])
+    if not isinstance(preferred, list) or any(
+        isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= max_batch for p in preferred
+    ):
+        raise ctx.error(
+            where(spec, "preferred_batch_size"),
+            f"{sub}: preferred_batch_size "
+            f"must be a list of sizes in 1..{max_batch} ({max_name}), got {preferred!r}",
+        )
+    return DynamicBatching(delay, tuple(preferred))
 
 
 def parse_precisions(ctx: Context, entry: Mapping[str, Any], what: str) -> tuple[str, ...]:
@@ -211,7 +270,33 @@ def _floats(ctx: Context, spec: Mapping[str, Any], key: str, what: str) -> tuple
     return tuple(float(v) for v in value)
 
 
-def parse_pipeline(ctx: Context, entry: Any, index: int) -> PipelineSpec:
+def _pipeline_max_batch_size(
+    ctx: Context, entry: Mapping[str, Any], what: str, model: str, batch_max: int
+) -> int | None:
+    """The pipeline's max_batch_size: one BLS call carries a whole batch to `model`, so it
+    may not exceed the model's batch.max; a fixed-batch model (batch.max 0) allows only 0."""
+    if "max_batch_size" not in entry:
+        return None
+    value = int_field(ctx, entry, "max_batch_size", what, 0)
+    if batch_max == 0 and value != 0:
+        raise ctx.error(
+            where(entry, "max_batch_size"),
+            f"{what}: model {model!r} is a fixed-batch model (batch.max 0), so max_batch_size "
+            "must be 0 or left out",
+        )
+    if batch_max > 0 and not 1 <= value <= batch_max:
+        raise ctx.error(
+            where(entry, "max_batch_size"),
+            f"{what}: max_batch_size must be in 1..{batch_max} (model {model!r}'s batch.max: "
+            f"the pipeline sends a whole batch to it in one call), got {value}",
+        )
+    return value
+
+
+def parse_pipeline(
+    ctx: Context, entry: Any, index: int, batch_max: Mapping[str, int]
+) -> PipelineSpec:
+    """One `pipelines:` entry; `batch_max`: each model of `models:` -> its batch.max."""
     if not isinstance(entry, dict):
         raise ctx.error(None, f"pipelines[{index}] must be a mapping with name and model")
     what = f"pipelines[{index}]"
@@ -223,9 +308,16 @@ def parse_pipeline(ctx: Context, entry: Any, index: int) -> PipelineSpec:
     model = entry.get("model")
     if not isinstance(model, str) or not model:
         raise ctx.error(where(entry), f"{what}: model must name a model of `models:`")
+    if model not in batch_max:
+        raise ctx.error(
+            where(entry),
+            f"{what}: model {model!r} is not in `models:` (models: {', '.join(batch_max)})",
+        )
     tensor = entry.get("input", "image")
     if not isinstance(tensor, str) or not tensor:
         raise ctx.error(where(entry, "input"), f"{what}: input must be a tensor name")
+    max_batch_size = _pipeline_max_batch_size(ctx, entry, what, model, batch_max[model])
+    largest = batch_max[model] if max_batch_size is None else max_batch_size
     return PipelineSpec(
         name=name,
         model=model,
@@ -235,5 +327,11 @@ def parse_pipeline(ctx: Context, entry: Any, index: int) -> PipelineSpec:
         std=_floats(ctx, entry, "std", what) if "std" in entry else (1.0,),
         softmax=bool_field(ctx, entry, "softmax", what) if "softmax" in entry else True,
         instances=int_field(ctx, entry, "instances", what, 1) if "instances" in entry else 1,
+        max_batch_size=max_batch_size,
+        dynamic_batching=(
+            parse_dynamic_batching(ctx, entry, what, largest, "max_batch_size")
+            if "dynamic_batching" in entry
+            else None
+        ),
         where=where(entry),
     )

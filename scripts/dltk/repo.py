@@ -137,9 +137,9 @@ def foreign_dirs(out: Path, names: set[str]) -> list[Path]:
 
 
 def _validate_written(
-    out: Path, only: set[str] | None = None, plans_on_host: frozenset[str] = frozenset()
+    out: Path, only: set[str] | None = None, engines: tuple[EngineRef, ...] = ()
 ) -> None:
-    problems = validate_repo(out, plans_on_host=plans_on_host)
+    problems = validate_repo(out, engines)
     if only is not None:
         problems = [p for p in problems if set(p.file.relative_to(out).parts[:1]) & only]
     if problems:
@@ -206,9 +206,7 @@ def render_repo(
         changed += 1
     for plan in planned:
         changed += sync_model_dir(out / plan.name, plan.files)
-    _validate_written(
-        out, plans_on_host=frozenset(p.name for p in planned if p.runtime == "tensorrt")
-    )
+    _validate_written(out, engines=engines)
     return planned, changed
 
 

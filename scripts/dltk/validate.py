@@ -6,13 +6,19 @@ their line and column. Protobuf does not check values (`max_batch_size: -3` pars
 rules Triton applies when it loads a model are checked here too. `validate_repo(path)` is the
 function other modules call; it reports every problem, not just the first. Model names are
 unique because each `name` must equal its directory's name.
+
+TensorRT plans are built on the GPU host and copied there into `<model>/1/`, never into the
+repository rendered on the control node. `--engines` (the same JSON list, or `dltk engines plan
+--json` output, that `dltk repo render --engines` takes) names them: a plan file in that list
+counts as present for the cc_model_filenames rule; a listed plan that no config names, or a
+config's plan file that is neither present nor listed, is a problem.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +27,14 @@ from rich.console import Console
 from tritonclient.grpc import model_config_pb2
 
 from dltk.config import ONNX_TO_TRITON
+from dltk.engines import engine_filename
 from dltk.errors import DltkError
+from dltk.manifest import trt_model_name
 from dltk.onnx_graph import TensorSpec, external_data_files, read_onnx_tensors
 from dltk.pbtxt_locations import FieldPath, field_locations
+from dltk.repo_plan import VERSION, EngineRef, parse_engines
 
-__all__ = ["Problem", "field_locations", "validate_repo", "check_config"]
+__all__ = ["Problem", "check_config", "engine_files", "field_locations", "validate_repo"]
 
 # Default model file per platform/backend (Triton's names; default_model_filename overrides).
 MODEL_FILES = {
@@ -124,13 +133,22 @@ def _parse_problem(file: Path, text: str, exc: text_format.ParseError) -> Proble
     return Problem(file, message, line, exc.GetColumn())
 
 
+def engine_files(engines: Iterable[EngineRef]) -> dict[str, frozenset[str]]:
+    """Triton model -> the plan files the GPU host places in its version directory `1/`."""
+    files: dict[str, set[str]] = {}
+    for engine in engines:
+        model = trt_model_name(engine.model, engine.precision)
+        files.setdefault(model, set()).add(engine_filename(engine.cc))
+    return {model: frozenset(names) for model, names in files.items()}
+
+
 def check_config(
-    file: Path, text: str, model_dir: Path, plans_on_host: bool = False
+    file: Path, text: str, model_dir: Path, on_host: frozenset[str] = frozenset()
 ) -> list[Problem]:
     """All problems of one config.pbtxt (`text`) of the model in `model_dir`.
 
-    `plans_on_host`: a TensorRT model whose plan files are copied in later (on the GPU host),
-    so their absence is not a problem here.
+    `on_host`: files (TensorRT plans) the GPU host places in the model's `1/` directory; they
+    count as present there.
     """
     config = model_config_pb2.ModelConfig()
     try:
@@ -179,8 +197,7 @@ def check_config(
             )
 
     _check_cc_model_filenames(check, config)
-    if not plans_on_host:
-        check.problems.extend(_check_versions(file, config, model_dir))
+    check.problems.extend(_check_versions(file, config, model_dir, on_host))
     _check_against_onnx(check, config, model_dir)
     return check.problems
 
@@ -285,7 +302,7 @@ def _platform_of(backend: str) -> str:
 
 
 def _check_versions(
-    file: Path, config: model_config_pb2.ModelConfig, model_dir: Path
+    file: Path, config: model_config_pb2.ModelConfig, model_dir: Path, on_host: frozenset[str]
 ) -> list[Problem]:
     kind = config.backend or config.platform
     if not kind:
@@ -296,24 +313,36 @@ def _check_versions(
                 "backend runs this model",
             )
         ]
-    versions = sorted(
-        (p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()),
-        key=lambda p: int(p.name),
-    )
+    found = {p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()}
+    if on_host:  # the host creates 1/ when it copies the plans in
+        found.add(model_dir / VERSION)
+    versions = sorted(found, key=lambda p: int(p.name))
     if not versions:
         return [Problem(model_dir, "no numeric version directory (e.g. 1/) with the model file")]
     if kind in NO_MODEL_FILE:
         return []
+
+    def present(version: Path, name: str) -> bool:
+        return (version / name).exists() or (version.name == VERSION and name in on_host)
+
     if config.cc_model_filenames:  # one file per GPU generation: at least one must be there
         names = sorted(set(config.cc_model_filenames.values()))
-        return [
+        problems = [
+            Problem(
+                model_dir / VERSION,
+                f"{name} is in the engine list but cc_model_filenames names only "
+                f"{', '.join(names)}; render the repository with the same --engines",
+            )
+            for name in sorted(on_host - set(names))
+        ]
+        return problems + [
             Problem(
                 version,
-                f"none of the cc_model_filenames ({', '.join(names)}) is here; build the "
-                "engines on the GPU host (trt_engines role) and copy them in",
+                f"none of the cc_model_filenames ({', '.join(names)}) is here or in the engine "
+                "list; build the engines on the GPU host (trt_engines role) and copy them in",
             )
             for version in versions
-            if not any((version / name).exists() for name in names)
+            if not any(present(version, name) for name in names)
         ]
     wanted = config.default_model_filename or MODEL_FILES.get(kind)
     if wanted is None:  # a custom backend: its file name is its own business
@@ -321,7 +350,7 @@ def _check_versions(
     return [
         Problem(version, f"missing {wanted} (required by {kind!r}); re-render the repository")
         for version in versions
-        if not (version / wanted).exists()
+        if not present(version, wanted)
     ]
 
 
@@ -331,10 +360,11 @@ def _model_dirs(repo: Path) -> Iterator[Path]:
             yield entry
 
 
-def validate_repo(path: Path, plans_on_host: frozenset[str] = frozenset()) -> list[Problem]:
+def validate_repo(path: Path, engines: Iterable[EngineRef] = ()) -> list[Problem]:
     """Every problem of the model repository at `path` (empty list = valid).
 
-    `plans_on_host`: names of TensorRT models whose plan files are placed on the GPU host.
+    `engines`: TensorRT engines built on the GPU host; their plan files count as present in
+    `<model>_trt_<precision>/1/` (see `engine_files`).
     """
     repo = Path(path)
     if not repo.is_dir():
@@ -345,6 +375,8 @@ def validate_repo(path: Path, plans_on_host: frozenset[str] = frozenset()) -> li
     models = list(_model_dirs(repo))
     if not models:
         return [Problem(repo, "no model directories; render some with `dltk repo render`")]
+    on_host = engine_files(engines)
+    problems.extend(_unplaced_engines(repo, on_host, {m.name for m in models}))
     for model_dir in models:
         config_file = model_dir / "config.pbtxt"
         if not config_file.is_file():
@@ -355,12 +387,28 @@ def validate_repo(path: Path, plans_on_host: frozenset[str] = frozenset()) -> li
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(config_file, f"cannot read: {exc}"))
             continue
-        problems.extend(check_config(config_file, text, model_dir, model_dir.name in plans_on_host))
+        problems.extend(
+            check_config(config_file, text, model_dir, on_host.get(model_dir.name, frozenset()))
+        )
     return problems
 
 
+def _unplaced_engines(
+    repo: Path, on_host: Mapping[str, frozenset[str]], models: set[str]
+) -> list[Problem]:
+    """Listed engines whose model the repository lacks: the host would have no config."""
+    return [
+        Problem(
+            repo,
+            f"the engine list has {', '.join(sorted(on_host[name]))} for {name}, which is not "
+            "in the repository; render it with the same --engines",
+        )
+        for name in sorted(set(on_host) - models)
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
-    problems = validate_repo(Path(args.repo))
+    problems = validate_repo(Path(args.repo), parse_engines(args.engines))
     if problems:
         errors = Console(stderr=True)
         for problem in problems:
@@ -382,4 +430,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "message and exit 1 if there is any.",
     )
     parser.add_argument("repo", metavar="DIR", help="the model repository directory")
+    parser.add_argument(
+        "--engines",
+        metavar="JSON|@FILE",
+        help="TensorRT engines built on the GPU host (the list given to `dltk repo render "
+        "--engines`): their plan files count as present in <model>_trt_<precision>/1/",
+    )
     parser.set_defaults(func=run)

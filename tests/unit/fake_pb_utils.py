@@ -5,6 +5,16 @@ python_models/*.py install FakePbUtils (`fake_pb_utils()`), a test double with t
 models use, and load the model file the way the stub does (`load_python_model`). A test adds
 what only it needs to the returned module (the BLS test: InferenceRequest and is_model_ready).
 The real module is exercised in tests/integration/test_models.py against the CPU tritonserver.
+
+Where a BLS output lives follows the real python backend (r24.10, the one in Triton 2.51):
+`InferenceRequest(..., preferred_memory=PreferredMemory(TRITONSERVER_MEMORY_CPU, 0))` asks for
+outputs in CPU memory; without it "the output tensors will be allocated on the same device where
+the output tensors were received from the model to which the BLS call is made"
+(https://github.com/triton-inference-server/python_backend/blob/r24.10/README.md, "Business
+Logic Scripting"), so a KIND_GPU model (a TensorRT engine) answers with GPU tensors, and
+`Tensor.as_numpy()` on a GPU tensor raises TritonModelException "Tensor is stored in GPU and
+cannot be converted to NumPy." (src/pb_tensor.cc, PbTensor::AsNumpy; PythonBackendException is
+registered as TritonModelException in src/pb_stub.cc). FakeTensor and `bls_output` do the same.
 """
 
 from __future__ import annotations
@@ -31,15 +41,49 @@ class FakeTritonModelException(Exception):
     """Test double of pb_utils.TritonModelException."""
 
 
+# The real module's pybind enum values (pb_utils.TRITONSERVER_MEMORY_GPU / _CPU).
+TRITONSERVER_MEMORY_GPU = "TRITONSERVER_MEMORY_GPU"
+TRITONSERVER_MEMORY_CPU = "TRITONSERVER_MEMORY_CPU"
+GPU_AS_NUMPY_ERROR = "Tensor is stored in GPU and cannot be converted to NumPy."
+
+
 @dataclass
 class FakeTensor:
-    """Test double of pb_utils.Tensor."""
+    """Test double of pb_utils.Tensor; `on_gpu`: stored in GPU memory, as_numpy() raises."""
 
     name: str
     array: np.ndarray
+    on_gpu: bool = False
+
+    def is_cpu(self) -> bool:
+        return not self.on_gpu
 
     def as_numpy(self) -> np.ndarray:
+        if self.on_gpu:
+            raise FakeTritonModelException(GPU_AS_NUMPY_ERROR)
         return self.array
+
+
+@dataclass(frozen=True)
+class FakePreferredMemory:
+    """Test double of pb_utils.PreferredMemory(preferred_memory_type, preferred_device_id=0)."""
+
+    preferred_memory_type: str
+    preferred_device_id: int = 0
+
+
+def bls_output(
+    name: str, array: np.ndarray, target_kind: str, preferred: FakePreferredMemory | None
+) -> FakeTensor:
+    """A BLS call's output tensor where the real python backend puts it (see the docstring).
+
+    `target_kind`: the instance kind of the model the call went to (KIND_GPU or KIND_CPU).
+    """
+    if preferred is None:
+        on_gpu = target_kind == "KIND_GPU"
+    else:
+        on_gpu = preferred.preferred_memory_type == TRITONSERVER_MEMORY_GPU
+    return FakeTensor(name, array, on_gpu)
 
 
 @dataclass
@@ -79,6 +123,9 @@ def fake_pb_utils() -> types.ModuleType:
     fake.InferenceResponse = FakeResponse  # type: ignore[attr-defined]
     fake.TritonError = FakeTritonError  # type: ignore[attr-defined]
     fake.TritonModelException = FakeTritonModelException  # type: ignore[attr-defined]
+    fake.PreferredMemory = FakePreferredMemory  # type: ignore[attr-defined]
+    fake.TRITONSERVER_MEMORY_GPU = TRITONSERVER_MEMORY_GPU  # type: ignore[attr-defined]
+    fake.TRITONSERVER_MEMORY_CPU = TRITONSERVER_MEMORY_CPU  # type: ignore[attr-defined]
     fake.get_input_tensor_by_name = get_input_tensor_by_name  # type: ignore[attr-defined]
     fake.get_output_tensor_by_name = get_output_tensor_by_name  # type: ignore[attr-defined]
     fake.triton_string_to_numpy = NUMPY_OF.__getitem__  # type: ignore[attr-defined]

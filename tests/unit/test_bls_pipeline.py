@@ -19,15 +19,20 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from fake_pb_utils import (
+    GPU_AS_NUMPY_ERROR,
+    TRITONSERVER_MEMORY_CPU,
+    FakePreferredMemory,
     FakeRequest,
     FakeTensor,
     FakeTritonError,
+    FakeTritonModelException,
+    bls_output,
     fake_pb_utils,
     load_python_model,
 )
 
 from dltk.config import Target, render_pipeline_config
-from dltk.manifest import BatchRange, ModelSpec, TensorSpec
+from dltk.manifest import BatchRange, DynamicBatching, ModelSpec, TensorSpec
 from dltk.manifest_options import PipelineSpec
 from dltk.repo import BLS_MODEL
 
@@ -40,6 +45,9 @@ class FakeServer:
     ready: set[str]
     calls: list[tuple[str, np.dtype]] = field(default_factory=list)
     failing: dict[str, str] = field(default_factory=dict)  # model -> the error its BLS call gets
+    gpu_models: set[str] = field(default_factory=set)  # KIND_GPU models (TensorRT engines)
+    memory: list[FakePreferredMemory | None] = field(default_factory=list)  # per BLS call
+    sizes: list[tuple[str, int]] = field(default_factory=list)  # per BLS call: model, rows
 
 
 @dataclass
@@ -62,19 +70,32 @@ def fake_bls_pb_utils(server: FakeServer) -> types.ModuleType:
     fake = fake_pb_utils()
 
     class InferenceRequest:
-        def __init__(self, model_name: str, requested_output_names: list[str], inputs: list):
+        def __init__(
+            self,
+            model_name: str,
+            requested_output_names: list[str],
+            inputs: list,
+            preferred_memory: FakePreferredMemory | None = None,
+        ):
             self.model, self.outputs, self.inputs = model_name, requested_output_names, inputs
+            self.preferred_memory = preferred_memory
 
         def exec(self) -> FakeBlsResponse:
             (tensor,) = self.inputs
             server.calls.append((self.model, tensor.array.dtype))
+            server.memory.append(self.preferred_memory)
+            server.sizes.append((self.model, len(tensor.array)))
             if self.model in server.failing:
                 return FakeBlsResponse([], server.failing[self.model])
             session = server.sessions[self.model]
             feed = {tensor.name: tensor.array.astype(np.float32)}
             result = session.run(self.outputs, feed)
+            kind = "KIND_GPU" if self.model in server.gpu_models else "KIND_CPU"
             return FakeBlsResponse(
-                [FakeTensor(n, r) for n, r in zip(self.outputs, result, strict=True)]
+                [
+                    bls_output(n, r, kind, self.preferred_memory)
+                    for n, r in zip(self.outputs, result, strict=True)
+                ]
             )
 
     fake.InferenceRequest = InferenceRequest  # type: ignore[attr-defined]
@@ -111,7 +132,10 @@ def config_json(pipeline: PipelineSpec = PIPELINE, model: ModelSpec = MODEL) -> 
 @pytest.fixture
 def server(tmp_path: Path, build_onnx: Callable[..., Path]) -> FakeServer:
     session = ort.InferenceSession(str(build_onnx(tmp_path / "mnist.onnx")))
-    return FakeServer({"mnist": session, "mnist_trt_fp16": session}, {"mnist"})
+    # The TensorRT engine runs on KIND_GPU instances: its outputs are GPU tensors by default.
+    return FakeServer(
+        {"mnist": session, "mnist_trt_fp16": session}, {"mnist"}, gpu_models={"mnist_trt_fp16"}
+    )
 
 
 def load(monkeypatch: pytest.MonkeyPatch, server: FakeServer, config: str | None = None) -> Any:
@@ -194,3 +218,71 @@ def test_a_failing_target_model_fails_only_that_request(
     del server.failing["mnist"]
     (answered,) = model.execute([FakeRequest({"image": images(1)})])
     assert answered.error is None and answered.output_tensors[0].array.shape == (1, 1)
+
+
+def test_gpu_engine_outputs_are_requested_in_cpu_memory(
+    monkeypatch: pytest.MonkeyPatch, server: FakeServer
+) -> None:
+    """Issue 9 defect 3: a KIND_GPU target's outputs stay on the GPU unless CPU is asked for."""
+    model = load(monkeypatch, server)
+    server.ready.add("mnist_trt_fp16")
+    (response,) = model.execute([FakeRequest({"image": images(2)})])
+    assert response.error is None
+    assert response.output_tensors[2].array.tolist() == [[b"mnist_trt_fp16"]] * 2
+    assert server.memory == [FakePreferredMemory(TRITONSERVER_MEMORY_CPU, 0)]
+
+
+def test_the_test_double_keeps_gpu_outputs_on_the_gpu_without_preferred_memory(
+    monkeypatch: pytest.MonkeyPatch, server: FakeServer
+) -> None:
+    """FakeBlsPbUtils is only a fair stand-in if it fails the way the real backend does."""
+    fake = fake_bls_pb_utils(server)
+    x = FakeTensor("input", np.zeros((1, 1, 28, 28), np.float32))
+    (gpu,) = fake.InferenceRequest("mnist_trt_fp16", ["logits"], [x]).exec().output_tensors
+    assert not gpu.is_cpu()
+    with pytest.raises(FakeTritonModelException, match=GPU_AS_NUMPY_ERROR):
+        gpu.as_numpy()
+    (cpu,) = fake.InferenceRequest("mnist", ["logits"], [x]).exec().output_tensors
+    assert cpu.is_cpu() and cpu.as_numpy().shape == (1, 10)
+
+
+def test_requests_batched_together_share_calls_of_at_most_max_batch_size(
+    monkeypatch: pytest.MonkeyPatch, server: FakeServer
+) -> None:
+    """With dynamic batching, one execute() gets several requests: they go to the model
+    together (at most max_batch_size rows per call), and each gets its own rows back."""
+    batched = PipelineSpec(
+        "digits",
+        "mnist",
+        mean=(0.1307,),
+        std=(0.3081,),
+        max_batch_size=4,
+        dynamic_batching=DynamicBatching(100),
+    )
+    model = load(monkeypatch, server, config_json(batched))
+    assert model.max_batch_size == 4
+    sizes = (2, 1, 2)
+    pixels = [images(n) for n in sizes]
+    requests = [FakeRequest({"image": p}) for p in pixels]
+    requests.insert(1, FakeRequest({}))  # a bad request keeps its own error
+    responses = model.execute(requests)
+    assert str(responses[1].error) == "missing input 'image'"
+    assert [(name, n) for name, n in server.sizes] == [("mnist", 3), ("mnist", 2)]
+    alone = load(monkeypatch, FakeServer(server.sessions, {"mnist"}))
+    for response, p in zip([responses[0], *responses[2:]], pixels, strict=True):
+        assert response.error is None
+        (expected,) = alone.execute([FakeRequest({"image": p})])
+        got = {t.name: t.array for t in response.output_tensors}
+        want = {t.name: t.array for t in expected.output_tensors}
+        assert got["class"].tolist() == want["class"].tolist()
+        np.testing.assert_allclose(got["probabilities"], want["probabilities"], rtol=1e-5)
+        assert got["served_by"].tolist() == [[b"mnist"]] * len(p)
+
+
+def test_a_fixed_batch_pipeline_calls_once_per_request(
+    monkeypatch: pytest.MonkeyPatch, server: FakeServer
+) -> None:
+    model = load(monkeypatch, server)
+    model.max_batch_size = 0  # the config of a fixed-batch model's pipeline
+    model.execute([FakeRequest({"image": images(1)}), FakeRequest({"image": images(1)})])
+    assert [name for name, _ in server.sizes] == ["mnist", "mnist"]

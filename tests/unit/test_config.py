@@ -282,3 +282,33 @@ def test_unknown_runtime_and_instance_kind_are_refused() -> None:
 def test_model_without_tensors_is_refused() -> None:
     with pytest.raises(DltkError, match="has no inputs/outputs"):
         render_config(replace(MNIST, inputs=()), "onnxruntime")
+
+
+def test_pipeline_instances_and_batching_come_from_the_manifest(tmp_path: Path) -> None:
+    targets = pipeline_targets(FULL, ("fp16",))
+    default = render_pipeline_config(PIPELINE, FULL, targets)
+    assert "max_batch_size: 64\n" in default and "dynamic_batching" not in default
+    tuned = replace(
+        PIPELINE, instances=4, max_batch_size=16, dynamic_batching=DynamicBatching(50, (8, 16))
+    )
+    text = render_pipeline_config(tuned, FULL, targets)
+    assert "max_batch_size: 16\n" in text
+    assert (
+        "dynamic_batching {\n  preferred_batch_size: 8\n  preferred_batch_size: 16\n"
+        "  max_queue_delay_microseconds: 50\n}\ninstance_group [\n  {\n    count: 4\n"
+        "    kind: KIND_CPU\n" in text
+    )
+    assert (
+        text.replace("max_batch_size: 16", "max_batch_size: 64")
+        .replace("count: 4", "count: 1")
+        .replace(
+            "dynamic_batching {\n  preferred_batch_size: 8\n  preferred_batch_size: 16\n"
+            "  max_queue_delay_microseconds: 50\n}\n",
+            "",
+        )
+        == default
+    )  # nothing else changes
+    model_dir = tmp_path / "digits"
+    (model_dir / "1").mkdir(parents=True)
+    (model_dir / "1" / "model.py").write_bytes(b"")
+    assert check_config(model_dir / "config.pbtxt", text, model_dir) == []

@@ -189,6 +189,43 @@ BAD = {
         lambda m: m + "pipelines:\n  - {name: mnist, model: mnist}\n",
         "10:5: pipeline 'mnist': the name is already used by a model or another pipeline",
     ),
+    "pipeline batch above the model's": (
+        lambda m: m + "pipelines:\n  - {name: digits, model: mnist, max_batch_size: 128}\n",
+        "10:34: pipeline 'digits': max_batch_size must be in 1..64 (model 'mnist''s batch.max: "
+        "the pipeline sends a whole batch to it in one call), got 128",
+    ),
+    "pipeline batch zero on a batching model": (
+        lambda m: m + "pipelines:\n  - {name: digits, model: mnist, max_batch_size: 0}\n",
+        "10:34: pipeline 'digits': max_batch_size must be in 1..64 (model 'mnist''s batch.max: "
+        "the pipeline sends a whole batch to it in one call), got 0",
+    ),
+    "pipeline batch on a fixed-batch model": (
+        lambda m: (
+            fixed_batch(m) + "pipelines:\n  - {name: digits, model: mnist, max_batch_size: 8}\n"
+        ),
+        "9:34: pipeline 'digits': model 'mnist' is a fixed-batch model (batch.max 0), so "
+        "max_batch_size must be 0 or left out",
+    ),
+    "pipeline dynamic batching on a fixed-batch model": (
+        lambda m: (
+            fixed_batch(m) + "pipelines:\n  - {name: digits, model: mnist, dynamic_batching: {}}\n"
+        ),
+        "9:34: pipeline 'digits': dynamic_batching needs max_batch_size > 0; remove it for a "
+        "fixed-batch model",
+    ),
+    "pipeline preferred size above its max_batch_size": (
+        lambda m: (
+            m
+            + "pipelines:\n  - name: digits\n    model: mnist\n    max_batch_size: 16\n"
+            + "    dynamic_batching: {preferred_batch_size: [8, 32]}\n"
+        ),
+        "13:24: pipeline 'digits' dynamic_batching: preferred_batch_size must be a list of sizes "
+        "in 1..16 (max_batch_size), got [8, 32]",
+    ),
+    "pipeline instances zero": (
+        lambda m: m + "pipelines:\n  - {name: digits, model: mnist, instances: 0}\n",
+        "10:34: pipeline 'digits': instances must be >= 1, got 0",
+    ),
     "pipeline std zero": (
         lambda m: m + "pipelines:\n  - {name: digits, model: mnist, std: 0}\n",
         "10:34: pipeline 'digits': std values must be > 0",
@@ -307,6 +344,8 @@ pipelines:
     std: [0.25]
     softmax: false
     instances: 2
+    max_batch_size: 32
+    dynamic_batching: {max_queue_delay_microseconds: 200, preferred_batch_size: [16, 32]}
 """
 
 
@@ -318,7 +357,18 @@ def test_every_option_is_parsed(tiny_onnx: Path, write_manifest: WriteManifest) 
     assert mnist.warmup == Warmup(batch_size=4, data="random", count=2)
     assert mnist.version_policy == VersionPolicy("specific", (1, 2))
     (digits,) = manifest.pipelines
-    assert digits == PipelineSpec("digits", "mnist", "image", "CHW", (0.5,), (0.25,), False, 2)
+    assert digits == PipelineSpec(
+        "digits",
+        "mnist",
+        "image",
+        "CHW",
+        (0.5,),
+        (0.25,),
+        False,
+        2,
+        max_batch_size=32,
+        dynamic_batching=DynamicBatching(200, (16, 32)),
+    )
 
 
 def test_defaults_of_the_options(tiny_onnx: Path, write_manifest: WriteManifest) -> None:
@@ -363,6 +413,7 @@ def test_pipeline_needs_a_classifier(
 ) -> None:
     build_onnx(tmp_path / "models" / "mnist.onnx", batch="N")
     text = fixed_batch(ALL_OPTIONS, drop="    warmup: {batch_size: 4, data: random, count: 2}\n")
+    text = text[: text.index("    max_batch_size: 32\n")]  # the pipeline's batching needs one
     assert load_error(write_manifest(text)) == (
         "pipeline 'digits': model 'mnist' input dims [-1, 1, 28, 28] must be fixed "
         "[C,H,W] or [H,W] after the batch dim"

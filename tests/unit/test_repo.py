@@ -265,6 +265,58 @@ def test_bad_engines_change_nothing(
     assert not out.exists()
 
 
+def _plan_and_render(
+    manifest: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[Path, Path]:
+    """`dltk engines plan --gpu-cc 0=9.0 --json` -> plan.json -> `dltk repo render --engines`."""
+    plan = tmp_path / "plan.json"
+    argv = ["engines", "plan", "--manifest", str(manifest), "--gpu-cc", "0=9.0", "--json"]
+    assert main(argv) == 0
+    plan.write_text(capsys.readouterr().out)
+    out = tmp_path / "repo"
+    argv = ["repo", "render", "--manifest", str(manifest), "--out", str(out)]
+    argv += ["--runtimes", "onnxruntime,tensorrt", "--instance-kind", "gpu"]
+    assert main([*argv, "--engines", f"@{plan}"]) == 0
+    capsys.readouterr()
+    return plan, out
+
+
+def test_validate_counts_the_engines_of_the_plan_as_present(
+    tiny_onnx: Path,
+    write_manifest: WriteManifest,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 9 defect 1: plan -> render --engines -> validate, as triton_model_repo runs it."""
+    plan, out = _plan_and_render(write_manifest(ENGINES_MANIFEST), tmp_path, capsys)
+    assert not list(out.glob("*/1/*.plan"))  # the plans exist only on the GPU host
+    assert main(["validate", str(out), "--engines", f"@{plan}"]) == 0
+    assert capsys.readouterr().out == f"{out}: 4 model(s) valid\n"
+    # Without the engine list the staging directory lacks the plans, as before.
+    assert main(["validate", str(out)]) == 1
+    assert "none of the cc_model_filenames (model.sm90.plan)" in capsys.readouterr().err
+
+
+def test_validate_still_fails_for_a_cc_file_neither_present_nor_listed(
+    tiny_onnx: Path,
+    write_manifest: WriteManifest,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out = _plan_and_render(write_manifest(ENGINES_MANIFEST), tmp_path, capsys)
+    only_fp16 = '[{"model": "mnist", "precision": "fp16", "cc": "9.0"}]'
+    assert main(["validate", str(out), "--engines", only_fp16]) == 1
+    err = capsys.readouterr().err
+    assert f"{out}/mnist_trt_tf32/1: none of the cc_model_filenames (model.sm90.plan)" in err
+    assert "mnist_trt_fp16" not in err
+    # A listed engine for another GPU generation is not the one the config names.
+    other_cc = '[{"model": "mnist", "precision": "fp16", "cc": "8.6"}]'
+    assert main(["validate", str(out), "--engines", other_cc]) == 1
+    err = capsys.readouterr().err
+    assert f"{out}/mnist_trt_fp16/1: none of the cc_model_filenames (model.sm90.plan)" in err
+    assert "model.sm86.plan is in the engine list but cc_model_filenames names only" in err
+
+
 def test_parse_engines() -> None:
     plan = '{"engines": [{"model": "m", "precision": "fp16", "cc": "8.6", "key": "k"}]}'
     assert parse_engines(plan) == (EngineRef("m", "fp16", "8.6"),)

@@ -9,6 +9,7 @@ import pytest
 
 from dltk.cli import main
 from dltk.errors import DltkError
+from dltk.repo_plan import EngineRef
 from dltk.validate import Problem, field_locations, validate_repo
 
 GOOD = """\
@@ -343,11 +344,21 @@ def test_tensorrt_plans_per_compute_capability(problems_of: ProblemsOf, tmp_path
     (repo / "mnist_trt_fp16" / "config.pbtxt").write_text(TRT)
     assert [str(p) for p in validate_repo(repo)] == [
         f"{repo}/mnist_trt_fp16/1: none of the cc_model_filenames (model.sm86.plan, "
-        "model.sm90.plan) is here; build the engines on the GPU host (trt_engines role) and copy "
-        "them in"
+        "model.sm90.plan) is here or in the engine list; build the engines on the GPU host "
+        "(trt_engines role) and copy them in"
     ]
-    # Rendered on the control node, the plans arrive on the GPU host later.
-    assert validate_repo(repo, plans_on_host=frozenset({"mnist_trt_fp16"})) == []
+    # Rendered on the control node, the plans arrive on the GPU host later: the engine list
+    # names them (1/ too is created there).
+    (repo / "mnist_trt_fp16" / "1").rmdir()
+    assert validate_repo(repo, [EngineRef("mnist", "fp16", "9.0")]) == []
+    (repo / "mnist_trt_fp16" / "1").mkdir()
+    assert [str(p) for p in validate_repo(repo, [EngineRef("mnist", "tf32", "9.0")])] == [
+        f"{repo}: the engine list has model.sm90.plan for mnist_trt_tf32, which is not in the "
+        "repository; render it with the same --engines",
+        f"{repo}/mnist_trt_fp16/1: none of the cc_model_filenames (model.sm86.plan, "
+        "model.sm90.plan) is here or in the engine list; build the engines on the GPU host "
+        "(trt_engines role) and copy them in",
+    ]
 
 
 def test_cc_model_filenames_values_are_checked(problems_of: ProblemsOf) -> None:

@@ -6,8 +6,17 @@ pipeline's layout says so, normalizes with the pipeline's per-channel mean and s
 the first *ready* model of the config's `targets` through BLS: the model's TensorRT engines
 first (when the host built them), then its ONNX deployment. It answers `class` (argmax),
 `probabilities` (softmax of the scores unless `softmax` is false) and `served_by` (the model
-that answered). Readiness is asked per request, so a model loaded or unloaded later through the
-repository API is picked up without reloading the pipeline.
+that answered). The requests of one `execute` (several when the pipeline has dynamic batching)
+go to the model together, in calls of at most max_batch_size rows; a fixed-batch pipeline
+(max_batch_size 0) calls once per request. Readiness is asked per call, so a model loaded or
+unloaded later through the repository API is picked up without reloading the pipeline.
+
+The BLS call asks for its outputs in CPU memory (`preferred_memory`, python backend >= 23.04):
+without it "the output tensors will be allocated on the same device where the output tensors
+were received from the model", so a TensorRT engine on KIND_GPU instances answers with GPU
+tensors and `as_numpy()` raises "Tensor is stored in GPU and cannot be converted to NumPy."
+(https://github.com/triton-inference-server/python_backend/blob/r24.10/README.md, "Business
+Logic Scripting"; src/pb_tensor.cc).
 
 It runs inside tritonserver's python stub, so it imports only numpy and Triton's
 `triton_python_backend_utils`; it must not import `dltk`.
@@ -73,44 +82,81 @@ class TritonPythonModel:
         names = ", ".join(name for name, _ in self.targets)
         raise RuntimeError(f"none of the pipeline's models is ready ({names})")
 
-    def _answer(self, request: Any) -> Any:
+    def _image(self, request: Any) -> np.ndarray:
+        """The request's uint8 images, normalized (ValueError: a bad request)."""
         tensor = pb_utils.get_input_tensor_by_name(request, self.input_name)
         if tensor is None:
             raise ValueError(f"missing input {self.input_name!r}")
         image = np.asarray(tensor.as_numpy())
         if image.dtype != np.uint8:
             raise ValueError(f"input {self.input_name!r} has type {image.dtype}, expected uint8")
-        x = self.normalize(image)
+        return self.normalize(image)
+
+    def _classify(self, x: np.ndarray) -> tuple[str, np.ndarray]:
+        """One BLS call for the rows of `x`: the model that answered and the [N, C] scores."""
         name, dtype = self.choose_target()
         inference = pb_utils.InferenceRequest(
             model_name=name,
             requested_output_names=[self.target_output],
             inputs=[pb_utils.Tensor(self.target_input, x.astype(dtype))],
+            preferred_memory=pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0),
         )
         response = inference.exec()
         if response.has_error():
             raise RuntimeError(f"{name}: {response.error().message()}")
         scores = pb_utils.get_output_tensor_by_name(response, self.target_output).as_numpy()
         rows = scores.reshape(scores.shape[0], -1).astype(np.float32)
-        probabilities = softmax(rows) if self.softmax else rows
-        classes = probabilities.argmax(axis=1).astype(np.int64).reshape(-1, 1)
-        served_by = np.array([[name.encode()]] * len(classes), dtype=np.object_)
-        return pb_utils.InferenceResponse(
-            output_tensors=[
-                pb_utils.Tensor("class", classes),
-                pb_utils.Tensor("probabilities", probabilities),
-                pb_utils.Tensor("served_by", served_by),
-            ]
-        )
+        return name, softmax(rows) if self.softmax else rows
+
+    def _groups(self, images: list[tuple[int, np.ndarray]]) -> list[list[tuple[int, np.ndarray]]]:
+        """Requests sent together in one BLS call: as many as fit in max_batch_size (the
+        dynamic batcher hands over at most that many rows); one each for a fixed-batch model."""
+        if self.max_batch_size <= 0:
+            return [[item] for item in images]
+        groups: list[list[tuple[int, np.ndarray]]] = []
+        rows = 0
+        for item in images:
+            if not groups or rows + len(item[1]) > self.max_batch_size:
+                groups.append([])
+                rows = 0
+            groups[-1].append(item)
+            rows += len(item[1])
+        return groups
+
+    @staticmethod
+    def _failed(exc: Exception) -> Any:
+        error = pb_utils.TritonError(str(exc))
+        return pb_utils.InferenceResponse(output_tensors=[], error=error)
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        responses = []
-        for request in requests:
+        """One response per request; requests batched together share one call to the model."""
+        responses: list[Any] = [None] * len(requests)
+        images = []
+        for index, request in enumerate(requests):
             try:
-                responses.append(self._answer(request))
-            except (ValueError, RuntimeError) as exc:
-                error = pb_utils.TritonError(str(exc))
-                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
+                images.append((index, self._image(request)))
+            except ValueError as exc:
+                responses[index] = self._failed(exc)
+        for group in self._groups(images):
+            try:
+                name, probabilities = self._classify(np.concatenate([x for _, x in group]))
+            except (ValueError, RuntimeError, pb_utils.TritonModelException) as exc:
+                for index, _ in group:
+                    responses[index] = self._failed(exc)
+                continue
+            start = 0
+            for index, x in group:
+                rows = probabilities[start : start + len(x)]
+                start += len(x)
+                classes = rows.argmax(axis=1).astype(np.int64).reshape(-1, 1)
+                served_by = np.array([[name.encode()]] * len(rows), dtype=np.object_)
+                responses[index] = pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("class", classes),
+                        pb_utils.Tensor("probabilities", rows),
+                        pb_utils.Tensor("served_by", served_by),
+                    ]
+                )
         return responses
 
     def finalize(self) -> None:
