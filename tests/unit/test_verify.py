@@ -254,6 +254,11 @@ def _args(**over: object) -> argparse.Namespace:
         timeout=60.0,
         atol=DEFAULT_ATOL,
         min_accuracy=0.9,
+        manifest=None,
+        reference_dir=None,
+        synthetic_batch=None,
+        tolerance=None,
+        gpus=0,
     )
     base.update(over)
     return argparse.Namespace(**base)
