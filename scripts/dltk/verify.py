@@ -31,8 +31,9 @@ from dltk.triton_client import Triton, _server_message, infer_all, probe_bad_inp
 from dltk.verify_data import onnx_signature, onnxruntime_outputs, read_npz
 from dltk.verify_models import (
     Served,
-    class_agreement,
+    classes_check,
     classify,
+    compare_outputs,
     generated_feeds,
     numeric_precision,
     pipeline_images,
@@ -51,7 +52,6 @@ from dltk.verify_records import (
     SKIP,
     SYNTHETIC_BATCH,
     Check,
-    Diff,
     Inputs,
     ModelInfo,
     TensorSpec,
@@ -60,7 +60,6 @@ from dltk.verify_records import (
     accuracy_of_classes,
     check_sample_shape,
     chunk_size,
-    compare,
     model_info,
     overall_exit_code,
     perf_check,
@@ -377,6 +376,7 @@ class Verifier:
         dtypes = {s.name: np.dtype(triton_to_np_dtype(s.datatype)) for s in info.inputs}
         pipeline = pipeline_params(info) if self.served.kind == "pipeline" else None
         if self.samples_path is not None:
+            converted = ""
             arrays, labels = read_npz(self.samples_path)
             if pipeline is not None and info.inputs[0].name not in arrays:
                 # The model's normalized float samples -> the uint8 images behind them.
@@ -388,6 +388,7 @@ class Verifier:
                 arrays = {
                     info.inputs[0].name: pipeline_images(base[pipeline.target_input], pipeline)
                 }
+                converted = " (uint8 images behind the model's normalized samples)"
             feeds = sample_feeds(arrays, info.inputs, str(self.samples_path))
             for spec in info.inputs:
                 check_sample_shape(spec, tuple(feeds[spec.name].shape), info.batched)
@@ -395,7 +396,7 @@ class Verifier:
                 raise DltkError(
                     f"{self.samples_path}: {len(labels)} labels for other sample counts"
                 )
-            source = str(self.samples_path)
+            source = f"{self.samples_path}{converted}"
             return Inputs({n: a.astype(dtypes[n]) for n, a in feeds.items()}, labels, source)
         batch = synthetic_batch(info, self.manifest_opt, opts.synthetic_batch or SYNTHETIC_BATCH)
         if pipeline is None and self.onnx is not None and self.onnx.is_file():
@@ -476,7 +477,7 @@ class Verifier:
             result = SKIP if self.onnx is None else FAIL
             self.add(Check("outputs vs onnxruntime", result, ref), t)
         else:
-            self.add(self._compare(outputs, ref, self.tolerance, self.served.precision), t)
+            self.add(compare_outputs(outputs, ref, self.tolerance, self.served.precision), t)
         first = self.info.outputs[0].name if self.info else ""
         self._accuracy_check(
             inputs,
@@ -486,41 +487,6 @@ class Verifier:
                 if first in o
             },
         )
-
-    def _compare(
-        self,
-        outputs: dict[str, dict[str, np.ndarray]],
-        ref: dict[str, np.ndarray],
-        tol: Tolerance,
-        precision: str,
-        name: str = "outputs vs onnxruntime",
-        rename: dict[str, str] | None = None,
-    ) -> Check:
-        worst: Diff | None = None
-        data: dict[str, Any] = {"atol": tol.atol, "rtol": tol.rtol, "precision": precision}
-        problems: list[str] = []
-        for proto, out in outputs.items():
-            for ref_name, ref_value in ref.items():
-                served_name = (rename or {}).get(ref_name, ref_name)
-                if served_name not in out:
-                    problems.append(f"{proto}: server returned no output {served_name!r}")
-                    continue
-                diff = compare(out[served_name], ref_value, tol.atol, tol.rtol)
-                data[f"{proto}_{served_name}_max_abs_diff"] = diff.max_abs
-                data[f"{proto}_{served_name}_argmax_agreement"] = diff.argmax_agreement
-                if not diff.ok:
-                    problems.append(f"{proto} {served_name} outside the tolerance")
-                if worst is None or not diff.max_abs <= worst.max_abs:
-                    worst = diff
-        data["max_abs_diff"] = worst.max_abs if worst else None
-        ok = worst is not None and not problems
-        detail = (
-            f"max |triton - onnxruntime| = {worst.max_abs:.3g} ({tol.describe(precision)}) over "
-            f"{', '.join(outputs)}; argmax agreement {worst.argmax_agreement:.3f}"
-            if worst
-            else "nothing compared"
-        )
-        return Check(name, PASS if ok else FAIL, "; ".join([detail, *problems]), data)
 
     def _accuracy_check(self, inputs: Inputs, classes: dict[str, np.ndarray]) -> None:
         opts = self.opts
@@ -576,7 +542,7 @@ class Verifier:
                 else next(iter(ref.values()))
             )
             expected = softmax(scores) if params.softmax else scores.reshape(len(scores), -1)
-            check = self._compare(outputs, {"probabilities": expected}, tol, precision)
+            check = compare_outputs(outputs, {"probabilities": expected}, tol, precision)
             check.detail += f"; served by {served_by or '?'}"
             check.data["served_by"] = served_by
             self.add(check, t)
@@ -585,33 +551,7 @@ class Verifier:
             self.add(Check("classes vs onnxruntime", SKIP, "no onnxruntime reference"), t)
         else:
             reference = softmax(scores) if params.softmax else scores
-            parts, bad = [], []
-            data: dict[str, Any] = {}
-            for proto, out in outputs.items():
-                if "class" not in out:
-                    bad.append(f"{proto}: no output 'class'")
-                    continue
-                agreement = class_agreement(out["class"], reference, tol)
-                data[proto] = {
-                    "agree": agreement.agree,
-                    "near_ties": agreement.near_ties,
-                    "wrong": list(agreement.wrong),
-                }
-                parts.append(
-                    f"{proto} {agreement.agree}/{len(reference)} equal"
-                    + (f", {agreement.near_ties} near ties" if agreement.near_ties else "")
-                )
-                if not agreement.ok:
-                    bad.append(f"{proto}: rows {list(agreement.wrong)[:8]} differ from the argmax")
-            self.add(
-                Check(
-                    "classes vs onnxruntime",
-                    FAIL if bad else PASS,
-                    "; ".join(bad + parts),
-                    data,
-                ),
-                t,
-            )
+            self.add(classes_check(outputs, reference, tol), t)
         self._accuracy_check(
             inputs, {p: o["class"].reshape(-1) for p, o in outputs.items() if "class" in o}
         )

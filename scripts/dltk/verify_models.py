@@ -31,10 +31,15 @@ from dltk.errors import DltkError
 from dltk.manifest_options import PRECISIONS as TRT_PRECISIONS
 from dltk.verify_records import (
     DEFAULT_TOLERANCES,
+    FAIL,
+    PASS,
     PRECISIONS,
+    Check,
+    Diff,
     ModelInfo,
     TensorSpec,
     Tolerance,
+    compare,
 )
 
 TRT_NAME = re.compile(rf"^(?P<model>.+)_trt_(?P<precision>{'|'.join(TRT_PRECISIONS)})$")
@@ -243,6 +248,70 @@ def class_agreement(classes: np.ndarray, reference: np.ndarray, tol: Tolerance) 
         else:
             wrong.append(i)
     return ClassAgreement(agree, ties, tuple(wrong))
+
+
+def compare_outputs(
+    outputs: Mapping[str, Mapping[str, np.ndarray]],
+    ref: Mapping[str, np.ndarray],
+    tol: Tolerance,
+    precision: str,
+) -> Check:
+    """`outputs vs onnxruntime`: every reference output, per protocol, within `tol`."""
+    worst: Diff | None = None
+    data: dict[str, Any] = {"atol": tol.atol, "rtol": tol.rtol, "precision": precision}
+    problems: list[str] = []
+    for proto, out in outputs.items():
+        for name, ref_value in ref.items():
+            if name not in out:
+                problems.append(f"{proto}: server returned no output {name!r}")
+                continue
+            diff = compare(out[name], ref_value, tol.atol, tol.rtol)
+            data[f"{proto}_{name}_max_abs_diff"] = diff.max_abs
+            data[f"{proto}_{name}_argmax_agreement"] = diff.argmax_agreement
+            if not diff.ok:
+                problems.append(f"{proto} {name} outside the tolerance")
+            if worst is None or not diff.max_abs <= worst.max_abs:
+                worst = diff
+    data["max_abs_diff"] = worst.max_abs if worst else None
+    detail = (
+        f"max |triton - onnxruntime| = {worst.max_abs:.3g} ({tol.describe(precision)}) over "
+        f"{', '.join(outputs)}; argmax agreement {worst.argmax_agreement:.3f}"
+        if worst
+        else "nothing compared"
+    )
+    ok = worst is not None and not problems
+    return Check(
+        "outputs vs onnxruntime", PASS if ok else FAIL, "; ".join([detail, *problems]), data
+    )
+
+
+def classes_check(
+    outputs: Mapping[str, Mapping[str, np.ndarray]], reference: np.ndarray, tol: Tolerance
+) -> Check:
+    """`classes vs onnxruntime` of a pipeline: its `class` output per protocol against the
+    reference scores' argmax (near ties within the tolerance allowed)."""
+    parts: list[str] = []
+    bad: list[str] = []
+    data: dict[str, Any] = {}
+    for proto, out in outputs.items():
+        if "class" not in out:
+            bad.append(f"{proto}: no output 'class'")
+            continue
+        agreement = class_agreement(out["class"], reference, tol)
+        data[proto] = {
+            "agree": agreement.agree,
+            "near_ties": agreement.near_ties,
+            "wrong": list(agreement.wrong),
+        }
+        ties = f", {agreement.near_ties} near ties" if agreement.near_ties else ""
+        parts.append(f"{proto} {agreement.agree}/{len(reference)} equal{ties}")
+        if not agreement.ok:
+            bad.append(
+                f"{proto}: class of rows {list(agreement.wrong)[:8]} is not onnxruntime's argmax"
+            )
+    if not outputs:
+        bad.append("no inference succeeded")
+    return Check("classes vs onnxruntime", FAIL if bad else PASS, "; ".join(bad + parts), data)
 
 
 # --- inputs ---------------------------------------------------------------------------------
