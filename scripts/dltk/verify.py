@@ -96,6 +96,7 @@ class Verifier:
         self.onnx: Path | None = opts.onnx
         self.samples_path: Path | None = opts.samples
         self.manifest_opt: int | None = None
+        self.manifest_min = 1  # the smallest batch the model takes (TensorRT profile minimum)
 
     def add(self, check: Check, started: float) -> Check:
         check.duration_ms = round((time.monotonic() - started) * 1000, 1)
@@ -340,6 +341,7 @@ class Verifier:
             entry = next((m for m in manifest.models if m.name == ref), None)
             if entry is not None:
                 self.manifest_opt = entry.batch.opt if entry.batch.max > 0 else None
+                self.manifest_min = max(1, entry.batch.min)
                 if opts.reference_dir is None:
                     onnx = onnx or entry.onnx
                     samples = samples or entry.samples
@@ -572,7 +574,7 @@ class Verifier:
 
         def good(spec: TensorSpec) -> np.ndarray:
             array = inputs.feeds[spec.name]
-            return array[:1] if info.batched else array
+            return array[: self.manifest_min] if info.batched else array
 
         probe = probe_bad_input(
             triton,
