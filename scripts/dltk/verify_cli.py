@@ -97,10 +97,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "verify",
         help="check a running Triton serves a model correctly (and measure it with --perf)",
-        description="Check server and model readiness, run HTTP and gRPC inference on sample "
-        "images, compare with onnxruntime and the labels, check a wrong-shape request is "
-        "rejected without harming the server, optionally run perf_analyzer. Exit 1 when a check "
-        "fails.",
+        description="Check server and model readiness, run HTTP and gRPC inference on samples "
+        "(one array per input) or on inputs generated from the ONNX signature, compare every "
+        "output with onnxruntime (TensorRT engines <model>_trt_<precision>: against <model>'s "
+        "ONNX within the tolerance of their precision; BLS pipelines: uint8 images, classes and "
+        "probabilities) and the labels, check a wrong-shape request is rejected without harming "
+        "the server, optionally run perf_analyzer. Exit 1 when a check fails.",
     )
     p.add_argument("--url", required=True, help="HTTP endpoint HOST:PORT, e.g. 127.0.0.1:8000")
     p.add_argument("--grpc-url", help="gRPC endpoint HOST:PORT (gRPC checks skipped without it)")
