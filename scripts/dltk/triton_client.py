@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from dltk.errors import DltkError
-from dltk.verify_records import BadInputProbe, TensorSpec, batches, wrong_shape
+from dltk.verify_records import BadInputProbe, TensorSpec, wrong_shape
+
+# One request's inputs: each input's spec (name, Triton datatype) and its array.
+Feeds = Sequence[tuple[TensorSpec, np.ndarray]]
 
 
 class ServerUnreachable(DltkError):
@@ -69,21 +72,27 @@ class Triton:
                 raise _connection_error(url or self.url, exc) from None
             raise
 
-    def infer_http(self, model: str, spec: TensorSpec, data: np.ndarray) -> dict:
+    def infer_http(self, model: str, feeds: Feeds) -> dict:
         import tritonclient.http as httpclient
 
-        inp = httpclient.InferInput(spec.name, list(data.shape), spec.datatype)
-        inp.set_data_from_numpy(data, binary_data=True)
-        result = self.call(lambda: self.http.infer(model, [inp]))
+        inputs = []
+        for spec, data in feeds:
+            inp = httpclient.InferInput(spec.name, list(data.shape), spec.datatype)
+            inp.set_data_from_numpy(data, binary_data=True)
+            inputs.append(inp)
+        result = self.call(lambda: self.http.infer(model, inputs))
         return {o["name"]: result.as_numpy(o["name"]) for o in result.get_response()["outputs"]}
 
-    def infer_grpc(self, model: str, spec: TensorSpec, data: np.ndarray) -> dict:
+    def infer_grpc(self, model: str, feeds: Feeds) -> dict:
         import tritonclient.grpc as grpcclient
 
-        inp = grpcclient.InferInput(spec.name, list(data.shape), spec.datatype)
-        inp.set_data_from_numpy(data)
+        inputs = []
+        for spec, data in feeds:
+            inp = grpcclient.InferInput(spec.name, list(data.shape), spec.datatype)
+            inp.set_data_from_numpy(data)
+            inputs.append(inp)
         result = self.call(
-            lambda: self.grpc.infer(model, [inp], client_timeout=self.timeout), self.grpc_url
+            lambda: self.grpc.infer(model, inputs, client_timeout=self.timeout), self.grpc_url
         )
         return {o.name: result.as_numpy(o.name) for o in result.get_response().outputs}
 
@@ -107,29 +116,43 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
 
 
 def infer_all(
-    infer: Callable[[str, TensorSpec, np.ndarray], dict],
+    infer: Callable[[str, Feeds], dict],
     model: str,
-    spec: TensorSpec,
-    inputs: np.ndarray,
+    specs: Sequence[TensorSpec],
+    inputs: Mapping[str, np.ndarray],
     size: int,
 ) -> dict[str, np.ndarray]:
+    """Every row of `inputs` (one array per input) in requests of at most `size` rows."""
+    total = len(next(iter(inputs.values())))
     parts: dict[str, list[np.ndarray]] = {}
-    for batch in batches(inputs, size):
-        for name, value in infer(model, spec, batch).items():
+    for start in range(0, total, max(size, 1)):
+        feeds = [(s, inputs[s.name][start : start + size]) for s in specs]
+        for name, value in infer(model, feeds).items():
             parts.setdefault(name, []).append(value)
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
+def _finite(value: np.ndarray) -> bool:
+    return value.dtype == np.object_ or bool(np.all(np.isfinite(value)))
+
+
 def probe_bad_input(
-    triton: Triton, model: str, spec: TensorSpec, good: np.ndarray, batched: bool, timeout: float
+    triton: Triton,
+    model: str,
+    spec: TensorSpec,
+    good: np.ndarray,
+    batched: bool,
+    timeout: float,
+    others: Feeds = (),
 ) -> BadInputProbe:
-    """Send a wrong-shape request over HTTP; then check the server is ready and still answers."""
+    """Send a request whose `spec` input has a wrong shape (the `others` inputs as they are)
+    over HTTP; then check the server is ready and still answers a correct request."""
     from tritonclient.utils import InferenceServerException
 
     shape = wrong_shape(tuple(good.shape), spec, batched)
     bad = np.zeros(shape, dtype=good.dtype)
     try:
-        triton.infer_http(model, spec, bad)
+        triton.infer_http(model, [(spec, bad), *others])
         rejected, status, message = False, "200", "the server accepted the wrong shape"
     except InferenceServerException as exc:
         rejected, status, message = True, str(exc.status()), _server_message(exc)
@@ -141,8 +164,8 @@ def probe_bad_input(
         timeout,
     )
     try:
-        out = triton.infer_http(model, spec, good)
-        good_after = bool(out) and all(np.all(np.isfinite(v)) for v in out.values())
+        out = triton.infer_http(model, [(spec, good), *others])
+        good_after = bool(out) and all(_finite(v) for v in out.values())
     except InferenceServerException:
         good_after = False
     return BadInputProbe(shape, rejected, status, message, ready, good_after)

@@ -1,11 +1,14 @@
 """`dltk verify`: prove a running Triton serves a model correctly, then measure it.
 
 Checks, in order: server live, server ready and model ready (bounded waits), model
-metadata/config, one HTTP and one gRPC inference on real sample images, outputs against
-onnxruntime in-process on the same ONNX file, accuracy against the samples' labels, a request
-with a wrong input shape (rejected with a clear error while the server stays ready and keeps
-answering), and with --perf a bounded perf_analyzer run. Prints a table of checks, writes a
-JSON report with --report, exits 1 when any check fails.
+metadata/config, one HTTP and one gRPC inference on the samples (one array per input) or on
+inputs generated from the ONNX signature, outputs against onnxruntime in-process on the
+reference ONNX file within the tolerance of the model's precision, accuracy against the
+samples' labels, a request with a wrong input shape (rejected with a clear error while the
+server stays ready and keeps answering), and with --perf a bounded perf_analyzer run. TensorRT
+engines `<model>_trt_<precision>` are compared with `<model>`'s ONNX file; BLS pipelines get
+uint8 images and their classes and probabilities are checked (verify_models.py says how).
+Prints a table of checks, writes a JSON report with --report, exits 1 when any check fails.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,27 +28,42 @@ from dltk.errors import DltkError
 from dltk.metrics import ModelMetrics
 from dltk.perf import PerfConfig, PerfResult, run_perf, timeout_for
 from dltk.triton_client import Triton, _server_message, infer_all, probe_bad_input, wait_until
-from dltk.verify_data import load_samples, onnxruntime_outputs
+from dltk.verify_data import onnx_signature, onnxruntime_outputs, read_npz
+from dltk.verify_models import (
+    Served,
+    classes_check,
+    classify,
+    compare_outputs,
+    generated_feeds,
+    numeric_precision,
+    pipeline_images,
+    pipeline_normalize,
+    pipeline_params,
+    sample_feeds,
+    softmax,
+    synthetic_batch,
+    tolerance_for,
+)
 from dltk.verify_perf import metrics_check, perf_errors, scrape_model, slo_check
 from dltk.verify_records import (
+    DEFAULT_TOLERANCES,
     FAIL,
     PASS,
     SKIP,
+    SYNTHETIC_BATCH,
     Check,
-    Diff,
+    Inputs,
     ModelInfo,
-    Samples,
     TensorSpec,
+    Tolerance,
     VerifyOptions,
-    accuracy,
+    accuracy_of_classes,
     check_sample_shape,
     chunk_size,
-    compare,
     model_info,
     overall_exit_code,
     perf_check,
     perf_shapes,
-    synthetic_inputs,
 )
 from dltk.verify_report import (
     build_report,
@@ -72,6 +91,12 @@ class Verifier:
         self.metrics: dict[str, ModelMetrics] = {}  # scrapes: start, before_perf, after_perf
         self.metrics_error: str | None = None
         self.started_at = utc_now()
+        self.served = Served("onnx", opts.model, "fp32", "")
+        self.tolerance: Tolerance = DEFAULT_TOLERANCES["fp32"]
+        self.onnx: Path | None = opts.onnx
+        self.samples_path: Path | None = opts.samples
+        self.manifest_opt: int | None = None
+        self.manifest_min = 1  # the smallest batch the model takes (TensorRT profile minimum)
 
     def add(self, check: Check, started: float) -> Check:
         check.duration_ms = round((time.monotonic() - started) * 1000, 1)
@@ -87,6 +112,11 @@ class Verifier:
             self.info,
             self.perf,
             self.metric_deltas(),
+            {
+                "precision": self.served.precision,
+                "atol": self.tolerance.atol,
+                "rtol": self.tolerance.rtol,
+            },
         )
 
     def _perf_csv(self) -> str:
@@ -142,12 +172,17 @@ class Verifier:
         triton = Triton(opts.url, opts.grpc_url, opts.timeout)
         try:
             self._server_checks(triton)
-            spec, batched, samples = self._model_checks(triton)
-            outputs = self._inference_checks(triton, spec, batched, samples)
-            self._reference_checks(spec, samples, outputs)
-            self._bad_input_check(triton, spec, batched, samples)
+            info = self._model_checks(triton)
+            self._reference_files()
+            inputs = self._samples_check(info)
+            outputs = self._inference_checks(triton, inputs)
+            if self.served.kind == "pipeline":
+                self._pipeline_checks(triton, inputs, outputs)
+            else:
+                self._reference_checks(inputs, outputs)
+            self._bad_input_check(triton, inputs)
             if opts.perf:
-                self._perf_check(spec, batched, samples)
+                self._perf_check(inputs)
             self._measure_checks()
         finally:
             triton.close()
@@ -209,7 +244,7 @@ class Verifier:
             grpc_live = bool(triton.call(triton.grpc.is_server_live, opts.grpc_url))
             self.add(Check("grpc live", PASS if grpc_live else FAIL, f"gRPC at {opts.grpc_url}"), t)
 
-    def _model_checks(self, triton: Triton) -> tuple[TensorSpec, bool, Samples]:
+    def _model_checks(self, triton: Triton) -> ModelInfo:
         opts = self.opts
         t = time.monotonic()
         index = triton.call(triton.http.get_model_repository_index)
@@ -254,94 +289,167 @@ class Verifier:
         )
 
         t = time.monotonic()
-        metadata = triton.call(lambda: triton.http.get_model_metadata(opts.model))
-        config = triton.call(lambda: triton.http.get_model_config(opts.model))
-        info = self.info = model_info(metadata, config)
-        if len(info.inputs) != 1 or not info.outputs:
+        info = self.info = self._info(triton, opts.model)
+        if not info.inputs or not info.outputs:
             raise self.fatal(
                 Check(
                     "model config",
                     FAIL,
-                    f"{opts.model} has {len(info.inputs)} inputs; dltk verify feeds exactly one",
+                    f"{opts.model} has {len(info.inputs)} inputs and {len(info.outputs)} "
+                    "outputs; dltk verify needs at least one of each",
                 ),
                 t,
             )
-        spec = info.inputs[0]
-        batched = info.max_batch_size > 0
+        try:
+            self.served = classify(info)
+        except DltkError as exc:
+            raise self.fatal(Check("model config", FAIL, str(exc)), t) from None
+        self.tolerance = tolerance_for(self.served.precision, opts.tolerances, opts.atol)
         runtime = info.backend or info.platform
+        inputs = ", ".join(f"{s.name} {s.datatype} {list(s.shape)}" for s in info.inputs)
+        kind = "" if self.served.kind == "onnx" else f" ({self.served.why})"
         self.add(
             Check(
                 "model config",
                 PASS,
-                f"{runtime}, max_batch_size {info.max_batch_size}, "
-                f"input {spec.name} {spec.datatype} {list(spec.shape)}, outputs "
+                f"{runtime}{kind}, max_batch_size {info.max_batch_size}, "
+                f"input{'s' if len(info.inputs) > 1 else ''} {inputs}, outputs "
                 f"{', '.join(o.name for o in info.outputs)}, instances "
                 f"{', '.join(info.instance_groups) or 'default'}",
+                {"kind": self.served.kind, "reference_model": self.served.reference},
             ),
             t,
         )
+        return info
 
+    def _info(self, triton: Triton, model: str) -> ModelInfo:
+        metadata = triton.call(lambda: triton.http.get_model_metadata(model))
+        config = triton.call(lambda: triton.http.get_model_config(model))
+        return model_info(metadata, config)
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def _reference_files(self) -> None:
+        """The reference ONNX file, the samples and the manifest's batch for this model."""
+        opts = self.opts
+        ref = self.served.reference
+        onnx, samples = opts.onnx, opts.samples
+        if opts.manifest is not None:
+            from dltk.manifest import load_manifest
+
+            manifest = load_manifest(opts.manifest, read_onnx=False)
+            entry = next((m for m in manifest.models if m.name == ref), None)
+            if entry is not None:
+                self.manifest_opt = entry.batch.opt if entry.batch.max > 0 else None
+                self.manifest_min = max(1, entry.batch.min)
+                if opts.reference_dir is None:
+                    onnx = onnx or entry.onnx
+                    samples = samples or entry.samples
+        if opts.reference_dir is not None:
+            onnx = onnx or opts.reference_dir / f"{ref}.onnx"
+            found = opts.reference_dir / f"{ref}.samples.npz"
+            samples = samples or (found if found.is_file() else None)
+        self.onnx, self.samples_path = onnx, samples
+
+    def _samples_check(self, info: ModelInfo) -> Inputs:
         t = time.monotonic()
+        try:
+            inputs = self._inputs(info)
+        except DltkError as exc:
+            raise self.fatal(Check("samples", FAIL, str(exc)), t) from None
+        rows = len(next(iter(inputs.feeds.values())))
+        shapes = ", ".join(f"{n} {list(a.shape)}" for n, a in inputs.feeds.items())
+        if inputs.generated:
+            self.add(Check("samples", SKIP, f"{inputs.source}: {shapes}, no accuracy check"), t)
+        else:
+            labels = "with labels" if inputs.labels is not None else "without labels"
+            if len(inputs.feeds) == 1:
+                shapes = str(list(next(iter(inputs.feeds.values())).shape))
+            self.add(
+                Check("samples", PASS, f"{rows} samples {shapes} {labels} from {inputs.source}"),
+                t,
+            )
+        return inputs
+
+    def _inputs(self, info: ModelInfo) -> Inputs:
         from tritonclient.utils import triton_to_np_dtype
 
-        dtype = np.dtype(triton_to_np_dtype(spec.datatype))
-        if opts.samples:
-            samples = load_samples(opts.samples)
-            samples = Samples(samples.inputs.astype(dtype), samples.labels, samples.source)
-            try:
-                check_sample_shape(spec, tuple(samples.inputs.shape), batched)
-            except DltkError as exc:
-                raise self.fatal(Check("samples", FAIL, str(exc)), t) from None
-            labels = "with labels" if samples.labels is not None else "without labels"
-            self.add(
-                Check(
-                    "samples",
-                    PASS,
-                    f"{len(samples.inputs)} samples "
-                    f"{list(samples.inputs.shape)} {labels} from {opts.samples}",
-                ),
-                t,
-            )
+        opts = self.opts
+        dtypes = {s.name: np.dtype(triton_to_np_dtype(s.datatype)) for s in info.inputs}
+        pipeline = pipeline_params(info) if self.served.kind == "pipeline" else None
+        if self.samples_path is not None:
+            converted = ""
+            arrays, labels = read_npz(self.samples_path)
+            if pipeline is not None and info.inputs[0].name not in arrays:
+                # The model's normalized float samples -> the uint8 images behind them.
+                base = sample_feeds(
+                    arrays,
+                    [TensorSpec(pipeline.target_input, "FP32", ())],
+                    str(self.samples_path),
+                )
+                arrays = {
+                    info.inputs[0].name: pipeline_images(base[pipeline.target_input], pipeline)
+                }
+                converted = " (uint8 images behind the model's normalized samples)"
+            feeds = sample_feeds(arrays, info.inputs, str(self.samples_path))
+            for spec in info.inputs:
+                check_sample_shape(spec, tuple(feeds[spec.name].shape), info.batched)
+            if labels is not None and len(labels) != len(next(iter(feeds.values()))):
+                raise DltkError(
+                    f"{self.samples_path}: {len(labels)} labels for other sample counts"
+                )
+            source = f"{self.samples_path}{converted}"
+            return Inputs({n: a.astype(dtypes[n]) for n, a in feeds.items()}, labels, source)
+        batch = synthetic_batch(info, self.manifest_opt, opts.synthetic_batch or SYNTHETIC_BATCH)
+        if pipeline is None and self.onnx is not None and self.onnx.is_file():
+            signature = [
+                (name, dtype, dims)
+                for name, dtype, dims in onnx_signature(self.onnx)
+                if name in dtypes
+            ]
+            if {n for n, _, _ in signature} != set(dtypes):
+                raise DltkError(
+                    f"{self.onnx} inputs do not match the served model's "
+                    f"({', '.join(dtypes)}); pass this model's ONNX file"
+                )
+            source = f"no samples: generated from the ONNX signature of {self.onnx.name}"
         else:
-            samples = Samples(synthetic_inputs(spec, batched, dtype), None, "synthetic")
-            self.add(
-                Check(
-                    "samples",
-                    SKIP,
-                    f"no --samples: {len(samples.inputs)} synthetic inputs, no accuracy check",
-                ),
-                t,
-            )
-        return spec, batched, samples
+            signature = [(s.name, dtypes[s.name], s.shape) for s in info.inputs]
+            source = "no samples: generated from the model's metadata"
+        feeds = generated_feeds(signature, batch if info.batched else None)
+        return Inputs(
+            {n: a.astype(dtypes[n]) for n, a in feeds.items()}, None, source, generated=True
+        )
 
-    def _inference_checks(
-        self, triton: Triton, spec: TensorSpec, batched: bool, samples: Samples
-    ) -> dict[str, dict[str, np.ndarray]]:
+    # --- inference and reference ----------------------------------------------------------
+
+    def _inference_checks(self, triton: Triton, inputs: Inputs) -> dict[str, dict[str, np.ndarray]]:
         from tritonclient.utils import InferenceServerException
 
-        assert self.info is not None
-        size = chunk_size(self.info, len(samples.inputs)) if batched else len(samples.inputs)
+        info = self.info
+        assert info is not None
+        rows = len(next(iter(inputs.feeds.values())))
+        size = chunk_size(info, rows) if info.batched else rows
         results: dict[str, dict[str, np.ndarray]] = {}
         protocols: list[tuple[str, Callable[..., dict], str | None]] = [
             ("http", triton.infer_http, self.opts.url)
         ]
         if self.opts.grpc_url:
             protocols.append(("grpc", triton.infer_grpc, self.opts.grpc_url))
-        inputs = samples.inputs if batched else samples.inputs[: max(size, 1)]
         for proto, infer, url in protocols:
             t = time.monotonic()
             try:
-                out = infer_all(infer, self.opts.model, spec, inputs, size)
+                out = infer_all(infer, self.opts.model, info.inputs, inputs.feeds, size)
             except InferenceServerException as exc:
                 self.add(Check(f"{proto} inference", FAIL, _server_message(exc)), t)
                 continue
             shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in out.items())
-            requests = math.ceil(len(inputs) / max(size, 1))
+            requests = math.ceil(rows / max(size, 1))
             self.add(
                 Check(
                     f"{proto} inference",
                     PASS,
-                    f"{len(inputs)} samples in {requests} "
+                    f"{rows} samples in {requests} "
                     f"request(s) to {url} -> {shapes} in "
                     f"{(time.monotonic() - t) * 1000:.0f} ms",
                 ),
@@ -352,58 +460,44 @@ class Verifier:
             self.checks.append(Check("grpc inference", SKIP, "no --grpc-url given"))
         return results
 
-    def _reference_checks(
-        self, spec: TensorSpec, samples: Samples, outputs: dict[str, dict[str, np.ndarray]]
-    ) -> None:
-        opts = self.opts
+    def _reference(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray] | str:
+        """onnxruntime's outputs on the reference ONNX, or why there are none."""
+        if self.onnx is None:
+            return "no --onnx given"
+        if not self.onnx.is_file():
+            return f"no reference ONNX file {self.onnx}"
+        with console.status(f"onnxruntime on {self.onnx}"):
+            return onnxruntime_outputs(self.onnx, feeds)
+
+    def _reference_checks(self, inputs: Inputs, outputs: dict[str, dict[str, np.ndarray]]) -> None:
         t = time.monotonic()
         if not outputs:
             self.add(Check("outputs vs onnxruntime", FAIL, "no inference succeeded"), t)
             return
-        n = len(next(iter(next(iter(outputs.values())).values())))
-        inputs = samples.inputs[:n]
-        if opts.onnx is None:
-            self.add(Check("outputs vs onnxruntime", SKIP, "no --onnx given"), t)
+        ref = self._reference(inputs.feeds)
+        if isinstance(ref, str):
+            result = SKIP if self.onnx is None else FAIL
+            self.add(Check("outputs vs onnxruntime", result, ref), t)
         else:
-            with console.status(f"onnxruntime on {opts.onnx}"):
-                ref = onnxruntime_outputs(opts.onnx, spec.name, inputs)
-            worst: Diff | None = None
-            data: dict[str, Any] = {"atol": opts.atol}
-            problems: list[str] = []
-            for proto, out in outputs.items():
-                for name, ref_value in ref.items():
-                    if name not in out:
-                        problems.append(f"{proto}: server returned no output {name!r}")
-                        continue
-                    diff = compare(out[name], ref_value, opts.atol)
-                    data[f"{proto}_{name}_max_abs_diff"] = diff.max_abs
-                    data[f"{proto}_{name}_argmax_agreement"] = diff.argmax_agreement
-                    if worst is None or not diff.max_abs <= worst.max_abs:
-                        worst = diff
-            data["max_abs_diff"] = worst.max_abs if worst else None
-            ok = worst is not None and worst.ok and not problems
-            detail = (
-                f"max |triton - onnxruntime| = {worst.max_abs:.3g} (atol {opts.atol:g}) over "
-                f"{', '.join(outputs)}; argmax agreement {worst.argmax_agreement:.3f}"
-                if worst
-                else "nothing compared"
-            )
-            self.add(
-                Check(
-                    "outputs vs onnxruntime",
-                    PASS if ok else FAIL,
-                    "; ".join([detail, *problems]),
-                    data,
-                ),
-                t,
-            )
+            self.add(compare_outputs(outputs, ref, self.tolerance, self.served.precision), t)
+        first = self.info.outputs[0].name if self.info else ""
+        self._accuracy_check(
+            inputs,
+            {
+                p: o[first].reshape(len(o[first]), -1).argmax(-1)
+                for p, o in outputs.items()
+                if first in o
+            },
+        )
 
+    def _accuracy_check(self, inputs: Inputs, classes: dict[str, np.ndarray]) -> None:
+        opts = self.opts
         t = time.monotonic()
-        if samples.labels is None:
+        if inputs.labels is None:
             self.add(Check("accuracy", SKIP, "no labels in the samples"), t)
             return
-        first = self.info.outputs[0].name if self.info else None
-        accs = {p: accuracy(o[first], samples.labels[:n]) for p, o in outputs.items() if first in o}
+        n = len(inputs.labels)
+        accs = {p: accuracy_of_classes(c, inputs.labels) for p, c in classes.items()}
         low = {p: a for p, a in accs.items() if a < opts.min_accuracy}
         detail = ", ".join(f"{p} {a:.3f}" for p, a in accs.items())
         self.add(
@@ -421,12 +515,76 @@ class Verifier:
             t,
         )
 
-    def _bad_input_check(
-        self, triton: Triton, spec: TensorSpec, batched: bool, samples: Samples
+    def _pipeline_checks(
+        self, triton: Triton, inputs: Inputs, outputs: dict[str, dict[str, np.ndarray]]
     ) -> None:
+        """Probabilities vs softmax(onnxruntime) after the same normalization; classes vs the
+        reference's argmax (near ties within the tolerance allowed) and the labels."""
+        info = self.info
+        assert info is not None
+        params = pipeline_params(info)
         t = time.monotonic()
-        good = samples.inputs[:1] if batched else samples.inputs
-        probe = probe_bad_input(triton, self.opts.model, spec, good, batched, self.opts.timeout)
+        if not outputs:
+            self.add(Check("outputs vs onnxruntime", FAIL, "no inference succeeded"), t)
+            return
+        images = inputs.feeds[info.inputs[0].name]
+        ref = self._reference({params.target_input: pipeline_normalize(images, params)})
+        served_by = self._served_by(outputs)
+        precision, tol = "fp32", self.tolerance
+        if served_by and self.opts.atol is None:
+            precision, _ = numeric_precision(self._info(triton, served_by))
+            tol = tolerance_for(precision, self.opts.tolerances, None)
+        if isinstance(ref, str):
+            self.add(Check("outputs vs onnxruntime", SKIP if self.onnx is None else FAIL, ref), t)
+            scores = None
+        else:
+            scores = (
+                ref[params.target_output]
+                if params.target_output in ref
+                else next(iter(ref.values()))
+            )
+            expected = softmax(scores) if params.softmax else scores.reshape(len(scores), -1)
+            check = compare_outputs(outputs, {"probabilities": expected}, tol, precision)
+            check.detail += f"; served by {served_by or '?'}"
+            check.data["served_by"] = served_by
+            self.add(check, t)
+        t = time.monotonic()
+        if scores is None:
+            self.add(Check("classes vs onnxruntime", SKIP, "no onnxruntime reference"), t)
+        else:
+            reference = softmax(scores) if params.softmax else scores
+            self.add(classes_check(outputs, reference, tol), t)
+        self._accuracy_check(
+            inputs, {p: o["class"].reshape(-1) for p, o in outputs.items() if "class" in o}
+        )
+
+    @staticmethod
+    def _served_by(outputs: dict[str, dict[str, np.ndarray]]) -> str | None:
+        for out in outputs.values():
+            if "served_by" in out and len(out["served_by"]):
+                value = out["served_by"].reshape(-1)[0]
+                return value.decode() if isinstance(value, bytes) else str(value)
+        return None
+
+    def _bad_input_check(self, triton: Triton, inputs: Inputs) -> None:
+        t = time.monotonic()
+        info = self.info
+        assert info is not None
+        first, *rest = info.inputs
+
+        def good(spec: TensorSpec) -> np.ndarray:
+            array = inputs.feeds[spec.name]
+            return array[: self.manifest_min] if info.batched else array
+
+        probe = probe_bad_input(
+            triton,
+            self.opts.model,
+            first,
+            good(first),
+            info.batched,
+            self.opts.timeout,
+            [(s, good(s)) for s in rest],
+        )
         detail = (
             f"shape {list(probe.sent_shape)} -> {'rejected' if probe.rejected else 'ACCEPTED'} "
             f"({probe.status}: {probe.message[:160]}); ready after: {probe.ready_after}; "
@@ -436,30 +594,33 @@ class Verifier:
             Check("wrong shape rejected", PASS if probe.ok else FAIL, detail, asdict(probe)), t
         )
 
-    def _perf_check(self, spec: TensorSpec, batched: bool, samples: Samples) -> None:
+    def _perf_check(self, inputs: Inputs) -> None:
         from dltk.tritonbin import find_perf_analyzer
 
         opts = self.opts
         t = time.monotonic()
-        assert self.info is not None
-        if batched and opts.batch_size > self.info.max_batch_size:
+        info = self.info
+        assert info is not None
+        if info.batched and opts.batch_size > info.max_batch_size:
             self.add(
                 Check(
                     "perf_analyzer",
                     FAIL,
-                    f"--batch-size {opts.batch_size} > model "
-                    f"max_batch_size {self.info.max_batch_size}",
+                    f"--batch-size {opts.batch_size} > model max_batch_size {info.max_batch_size}",
                 ),
                 t,
             )
             return
+        shapes: dict[str, tuple[int, ...]] = {}
+        for spec in info.inputs:
+            shapes.update(perf_shapes(spec, tuple(inputs.feeds[spec.name].shape), info.batched))
         cfg = PerfConfig(
             model=opts.model,
             url=opts.grpc_url if opts.perf_protocol == "grpc" and opts.grpc_url else opts.url,
             protocol=opts.perf_protocol,
             concurrency=opts.concurrency,
-            batch_size=opts.batch_size if batched else 1,
-            shapes=perf_shapes(spec, tuple(samples.inputs.shape), batched),
+            batch_size=opts.batch_size if info.batched else 1,
+            shapes=shapes,
             measurement_interval_ms=opts.perf_interval_ms,
             max_trials=opts.perf_max_trials,
             stability_percentage=opts.perf_stability,

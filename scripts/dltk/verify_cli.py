@@ -7,9 +7,12 @@ from pathlib import Path
 
 from dltk.errors import DltkError
 from dltk.perf import parse_concurrency_range
+from dltk.verify_models import parse_tolerances
+from dltk.verify_perf import default_concurrency
 from dltk.verify_records import (
     DEFAULT_ATOL,
     DEFAULT_MIN_ACCURACY,
+    DEFAULT_TOLERANCES,
     Slo,
     VerifyOptions,
     normalize_url,
@@ -19,9 +22,21 @@ from dltk.verify_records import (
 
 
 def options_from_args(args: argparse.Namespace) -> VerifyOptions:
-    for flag, path in (("--onnx", args.onnx), ("--samples", args.samples)):
+    for flag, path in (
+        ("--onnx", args.onnx),
+        ("--samples", args.samples),
+        ("--manifest", args.manifest),
+    ):
         if path is not None and not Path(path).is_file():
             raise DltkError(f"{flag} {path}: no such file; run `dltk export` first")
+    if args.reference_dir is not None and not Path(args.reference_dir).is_dir():
+        raise DltkError(f"--reference-dir {args.reference_dir}: no such directory")
+    if args.gpus < 0:
+        raise DltkError("--gpus must be >= 0")
+    if args.synthetic_batch is not None and args.synthetic_batch < 1:
+        raise DltkError("--synthetic-batch must be >= 1")
+    if args.atol is not None and args.atol < 0:
+        raise DltkError("--atol must be >= 0")
     if args.timeout <= 0:
         raise DltkError("--timeout must be > 0 seconds")
     if not 0.0 <= args.min_accuracy <= 1.0:
@@ -45,7 +60,11 @@ def options_from_args(args: argparse.Namespace) -> VerifyOptions:
         onnx=Path(args.onnx) if args.onnx else None,
         samples=Path(args.samples) if args.samples else None,
         perf=args.perf,
-        concurrency=parse_concurrency_range(args.concurrency),
+        concurrency=(
+            parse_concurrency_range(args.concurrency)
+            if args.concurrency
+            else default_concurrency(args.gpus)
+        ),
         batch_size=args.batch_size,
         perf_protocol=args.perf_protocol,
         perf_interval_ms=args.perf_interval_ms,
@@ -60,6 +79,11 @@ def options_from_args(args: argparse.Namespace) -> VerifyOptions:
         timeout=args.timeout,
         atol=args.atol,
         min_accuracy=args.min_accuracy,
+        tolerances=parse_tolerances(args.tolerance or [], DEFAULT_TOLERANCES),
+        reference_dir=Path(args.reference_dir) if args.reference_dir else None,
+        manifest=Path(args.manifest) if args.manifest else None,
+        synthetic_batch=args.synthetic_batch,
+        gpus=args.gpus,
     )
 
 
@@ -73,22 +97,61 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "verify",
         help="check a running Triton serves a model correctly (and measure it with --perf)",
-        description="Check server and model readiness, run HTTP and gRPC inference on sample "
-        "images, compare with onnxruntime and the labels, check a wrong-shape request is "
-        "rejected without harming the server, optionally run perf_analyzer. Exit 1 when a check "
-        "fails.",
+        description="Check server and model readiness, run HTTP and gRPC inference on samples "
+        "(one array per input) or on inputs generated from the ONNX signature, compare every "
+        "output with onnxruntime (TensorRT engines <model>_trt_<precision>: against <model>'s "
+        "ONNX within the tolerance of their precision; BLS pipelines: uint8 images, classes and "
+        "probabilities) and the labels, check a wrong-shape request is rejected without harming "
+        "the server, optionally run perf_analyzer. Exit 1 when a check fails.",
     )
     p.add_argument("--url", required=True, help="HTTP endpoint HOST:PORT, e.g. 127.0.0.1:8000")
     p.add_argument("--grpc-url", help="gRPC endpoint HOST:PORT (gRPC checks skipped without it)")
     p.add_argument("--model", required=True, help="model name on the server")
-    p.add_argument("--onnx", help="ONNX file for the onnxruntime reference outputs")
-    p.add_argument("--samples", help="NPZ with `inputs` (and `labels`), from dltk export")
+    p.add_argument(
+        "--onnx",
+        help="ONNX file for the onnxruntime reference outputs (for <model>_trt_<precision> and "
+        "pipelines: <model>'s ONNX file)",
+    )
+    p.add_argument(
+        "--samples",
+        help="NPZ with one array per input keyed by input name (or `inputs` for a one-input "
+        "model, as dltk export writes it) and optional `labels`; without it, inputs are "
+        "generated from the ONNX signature",
+    )
+    p.add_argument(
+        "--reference-dir",
+        help="directory with <model>.onnx and <model>.samples.npz for each manifest model: "
+        "used when --onnx/--samples are not given (<model>: the served model, the model of a "
+        "TensorRT engine or of a pipeline)",
+    )
+    p.add_argument(
+        "--manifest",
+        help="model manifest: the batch of generated inputs (its opt) and, without "
+        "--reference-dir, the ONNX file and samples of the model",
+    )
+    p.add_argument(
+        "--synthetic-batch",
+        type=int,
+        help="rows of generated inputs (default: the manifest's opt batch, else 8)",
+    )
+    tolerances = ", ".join(
+        f"{k} {v.atol:g}" + (f":{v.rtol:g}" if v.rtol else "")
+        for k, v in DEFAULT_TOLERANCES.items()
+    )
+    p.add_argument(
+        "--tolerance",
+        action="append",
+        metavar="PRECISION=ATOL[:RTOL]",
+        help="|triton - onnxruntime| <= ATOL + RTOL*|onnxruntime| for models of PRECISION "
+        f"(fp32, tf32, fp16; defaults {tolerances}); repeatable, or one JSON object "
+        '{"fp16": {"atol": A, "rtol": R}, ...}',
+    )
     p.add_argument(
         "--atol",
         type=float,
-        default=DEFAULT_ATOL,
-        help=f"max |triton - onnxruntime| allowed (default {DEFAULT_ATOL:g}; "
-        "use 1e-2 for FP16/TF32 engines)",
+        default=None,
+        help=f"one absolute tolerance for this model whatever its precision (overrides "
+        f"--tolerance; the fp32 default is {DEFAULT_ATOL:g})",
     )
     p.add_argument(
         "--min-accuracy",
@@ -99,8 +162,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--perf", action="store_true", help="also run perf_analyzer")
     p.add_argument(
         "--concurrency",
-        default="1:4",
-        help="perf concurrency START:END[:STEP] (default 1:4; at most 16 levels)",
+        default=None,
+        help="perf concurrency START:END[:STEP] (default: sized to --gpus, 1:4 without a GPU; "
+        "at most 16 levels)",
+    )
+    p.add_argument(
+        "--gpus",
+        type=int,
+        default=0,
+        help="GPUs the server uses: the default concurrency range ends at 4 per GPU (default 0)",
     )
     p.add_argument("--batch-size", type=int, default=1, help="perf client batch size (default 1)")
     p.add_argument(

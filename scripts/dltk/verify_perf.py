@@ -11,12 +11,32 @@ the gates are tested without a server. SLO semantics:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from dltk.metrics import ModelMetrics, model_metrics, scrape
-from dltk.perf import PerfRow, best_row
+from dltk.perf import MAX_CONCURRENCY, ConcurrencyRange, PerfRow, best_row
 from dltk.verify_records import FAIL, PASS, SKIP, Check, Slo
+
+# The default sweep: Triton's optimization guide measures one GPU with --concurrency-range 1:4
+# (https://docs.nvidia.com/deeplearning/triton-inference-server/user-guide/docs/optimization.html).
+# A KIND_GPU instance group puts one instance on every GPU, so N GPUs need N times the
+# outstanding requests for the same load per GPU: the sweep ends at 4 per GPU (4 on CPU hosts),
+# in at most DEFAULT_SWEEP_LEVELS evenly spaced levels so a big host does not sweep for long.
+CONCURRENCY_PER_GPU = 4
+DEFAULT_SWEEP_LEVELS = 8
+
+
+def default_concurrency(gpus: int) -> ConcurrencyRange:
+    """The default perf_analyzer concurrency range for a server with `gpus` GPUs (pure).
+
+    0 or 1 GPU: 1:4:1 (as before); 2: 1:8:1; 4: 2:16:2; 8: 4:32:4; capped at MAX_CONCURRENCY.
+    """
+    end = min(MAX_CONCURRENCY, CONCURRENCY_PER_GPU * max(gpus, 1))
+    step = max(1, math.ceil(end / DEFAULT_SWEEP_LEVELS))
+    end = min(MAX_CONCURRENCY, step * math.ceil(end / step))
+    return ConcurrencyRange(1 if step == 1 else step, end, step)
 
 
 def slo_check(slo: Slo, rows: Sequence[PerfRow] | None, errors: int | None) -> Check:

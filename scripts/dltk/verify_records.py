@@ -14,14 +14,15 @@ from dltk.errors import DltkError
 from dltk.perf import ConcurrencyRange, PerfResult
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
-# Default tolerance for |triton - onnxruntime|. The python-onnxruntime runtime runs the same
-# CPU kernels and gives a max diff of 0.0; Triton's onnxruntime backend or a different batch
-# composition (dynamic batching) can change float32 summation order: ~1e-6 relative on
-# logits of magnitude ~10, i.e. ~1e-5 absolute. 1e-4 leaves 10x headroom over that and is still
-# far below any change that could flip a class. TF32/FP16 TensorRT engines need --atol 1e-2.
+# Default tolerance for |triton - onnxruntime| of float32 runtimes. The python-onnxruntime
+# runtime runs the same CPU kernels and gives a max diff of 0.0; Triton's onnxruntime backend or
+# a different batch composition (dynamic batching) can change float32 summation order: ~1e-6
+# relative on logits of magnitude ~10, i.e. ~1e-5 absolute. 1e-4 leaves 10x headroom over that
+# and is still far below any change that could flip a class.
 DEFAULT_ATOL = 1e-4
 DEFAULT_MIN_ACCURACY = 0.9
 SYNTHETIC_BATCH = 8
+PRECISIONS = ("fp32", "tf32", "fp16")
 
 
 # --- records --------------------------------------------------------------------------------
@@ -38,6 +39,40 @@ class Check:
     @property
     def failed(self) -> bool:
         return self.result == FAIL
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """|triton - reference| <= atol + rtol * |reference|, element-wise (numpy.isclose)."""
+
+    atol: float
+    rtol: float = 0.0
+
+    def describe(self, precision: str) -> str:
+        if self.rtol == 0:
+            return f"atol {self.atol:g}"
+        return f"{precision}: atol {self.atol:g} + rtol {self.rtol:g}*|ref|"
+
+
+# Tolerances per numeric precision of the served model (settings: `dltk verify --tolerance`,
+# role variable triton_verify_tolerance). Where they come from:
+# - fp32: DEFAULT_ATOL above (same kernels or a different float32 summation order).
+# - tf32: TF32 rounds the inputs of matrix products and convolutions to 10 mantissa bits
+#   (unit roundoff 2**-11 = 4.9e-4) and accumulates in float32 (NVIDIA, "TensorFloat-32 in the
+#   A100 GPU", https://blogs.nvidia.com/blog/2020/05/14/tensorfloat-32-precision-format/).
+#   A dot product then errs by ~1e-3 relative; 1e-2 (atol and rtol) leaves 10x headroom.
+# - fp16: the same 10-bit mantissa, but a TensorRT fp16 engine also keeps activations in fp16
+#   between layers and may accumulate in fp16, so rounding compounds layer by layer (and the
+#   range ends at 65504). onnxruntime checks a single float16 operator with atol 2.5e-3 and
+#   rtol 1e-3 (https://github.com/microsoft/onnxruntime/pull/19792); a network of a few dozen
+#   such layers needs ~20x that: 5e-2.
+# Classes are checked separately (argmax agreement, pipelines' classes), so a loose fp16 bound
+# does not hide a wrong answer.
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(DEFAULT_ATOL, 0.0),
+    "tf32": Tolerance(1e-2, 1e-2),
+    "fp16": Tolerance(5e-2, 5e-2),
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +93,12 @@ class ModelInfo:
     versions: tuple[str, ...]
     instance_groups: tuple[str, ...]
     dynamic_batching: dict[str, Any] | None
+    parameters: dict[str, str] = field(default_factory=dict)
+    optimization: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batched(self) -> bool:
+        return self.max_batch_size > 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -81,14 +122,29 @@ class Samples:
 
 
 @dataclass(frozen=True)
+class Inputs:
+    """What the verifier sends: one array per input name (rows = samples), in the served
+    model's dtypes, and the labels of the rows when the samples have them."""
+
+    feeds: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    source: str
+    generated: bool = False
+
+
+@dataclass(frozen=True)
 class Diff:
     max_abs: float
     atol: float
     argmax_agreement: float
+    rtol: float = 0.0
+    within: bool | None = None  # every element within atol + rtol*|ref| (None: max_abs <= atol)
 
     @property
     def ok(self) -> bool:
-        return math.isfinite(self.max_abs) and self.max_abs <= self.atol
+        if not math.isfinite(self.max_abs):
+            return False
+        return self.max_abs <= self.atol if self.within is None else self.within
 
 
 @dataclass(frozen=True)
@@ -151,8 +207,13 @@ class VerifyOptions:
     slo: Slo = field(default_factory=Slo)
     report: Path | None = None
     timeout: float = 60.0
-    atol: float = DEFAULT_ATOL
+    atol: float | None = None  # forces one atol (rtol 0) whatever the model's precision
     min_accuracy: float = DEFAULT_MIN_ACCURACY
+    tolerances: dict[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    reference_dir: Path | None = None
+    manifest: Path | None = None
+    synthetic_batch: int | None = None  # rows of generated inputs (None: manifest opt or 8)
+    gpus: int = 0
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -184,6 +245,10 @@ def model_info(metadata: dict[str, Any], config: dict[str, Any]) -> ModelInfo:
         f"{g.get('count', 1)}x {g.get('kind', 'KIND_AUTO')}"
         for g in config.get("instance_group", [])
     )
+    parameters = {
+        str(k): str(v.get("string_value", "")) if isinstance(v, dict) else str(v)
+        for k, v in (config.get("parameters") or {}).items()
+    }
     return ModelInfo(
         name=str(metadata.get("name", config.get("name", ""))),
         platform=str(metadata.get("platform", "")),
@@ -194,6 +259,8 @@ def model_info(metadata: dict[str, Any], config: dict[str, Any]) -> ModelInfo:
         versions=tuple(str(v) for v in metadata.get("versions", [])),
         instance_groups=groups,
         dynamic_batching=config.get("dynamic_batching"),
+        parameters=parameters,
+        optimization=dict(config.get("optimization") or {}),
     )
 
 
@@ -231,18 +298,29 @@ def synthetic_inputs(spec: TensorSpec, batched: bool, dtype: np.dtype[Any]) -> n
     return np.random.default_rng(0).random(shape).astype(dtype)
 
 
-def compare(got: np.ndarray, ref: np.ndarray, atol: float) -> Diff:
+def compare(got: np.ndarray, ref: np.ndarray, atol: float, rtol: float = 0.0) -> Diff:
+    """Element-wise |got - ref| against atol + rtol*|ref|, and argmax agreement."""
     if got.shape != ref.shape:
-        return Diff(max_abs=math.inf, atol=atol, argmax_agreement=0.0)
-    max_abs = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64)), initial=0.0))
+        return Diff(max_abs=math.inf, atol=atol, argmax_agreement=0.0, rtol=rtol, within=False)
+    g, r = got.astype(np.float64), ref.astype(np.float64)
+    delta = np.abs(g - r)
+    max_abs = float(np.max(delta, initial=0.0))
+    within = bool(np.all(delta <= atol + rtol * np.abs(r)))
     agree = float(np.mean(got.argmax(-1) == ref.argmax(-1))) if got.ndim >= 1 and got.size else 1.0
-    return Diff(max_abs=max_abs, atol=atol, argmax_agreement=agree)
+    return Diff(max_abs=max_abs, atol=atol, argmax_agreement=agree, rtol=rtol, within=within)
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    if len(logits) != len(labels) or len(labels) == 0:
-        raise DltkError(f"{len(logits)} outputs for {len(labels)} labels: samples are inconsistent")
-    return float(np.mean(logits.reshape(len(labels), -1).argmax(-1) == labels.reshape(-1)))
+    """Share of rows whose argmax is the label."""
+    return accuracy_of_classes(logits.reshape(len(logits), -1).argmax(-1), labels)
+
+
+def accuracy_of_classes(classes: np.ndarray, labels: np.ndarray) -> float:
+    """Share of predicted classes (one per row) equal to the labels."""
+    got = classes.reshape(-1)
+    if len(got) != len(labels) or len(labels) == 0:
+        raise DltkError(f"{len(got)} outputs for {len(labels)} labels: samples are inconsistent")
+    return float(np.mean(got == labels.reshape(-1)))
 
 
 def wrong_shape(good: tuple[int, ...], spec: TensorSpec, batched: bool) -> tuple[int, ...]:

@@ -18,6 +18,7 @@ from dltk.errors import DltkError
 from dltk.metrics import ModelMetrics
 from dltk.perf import PerfResult, PerfRow, format_command
 from dltk.verify_records import (
+    DEFAULT_ATOL,
     FAIL,
     PASS,
     SKIP,
@@ -42,6 +43,7 @@ def build_report(
     info: ModelInfo | None,
     perf: PerfResult | None,
     metrics: dict[str, ModelMetrics] | None = None,
+    tolerance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "tool": f"dltk verify {__version__}",
@@ -54,7 +56,10 @@ def build_report(
         "model": opts.model,
         "server": server,
         "model_config": info.summary() if info else None,
-        "tolerance": {"atol": opts.atol, "min_accuracy": opts.min_accuracy},
+        "tolerance": {
+            **(tolerance or {"atol": DEFAULT_ATOL if opts.atol is None else opts.atol}),
+            "min_accuracy": opts.min_accuracy,
+        },
         "checks": [asdict(c) for c in checks],
         "perf": None
         if perf is None

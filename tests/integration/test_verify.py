@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from dltk.serve import BackgroundServer
+from dltk.serve import BackgroundServer, background_server
 from dltk.verify_records import DEFAULT_ATOL
 
-from .support import MODEL, Artifacts, run_dltk
+from .support import MANIFEST, MODEL, READY_TIMEOUT_S, Artifacts, require_ok, run_dltk
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +32,11 @@ class Verified:
 
 
 def run_verify(
-    triton: BackgroundServer, report_path: Path, *args: str, returncode: int
+    triton: BackgroundServer, report_path: Path, *args: str, returncode: int, model: str = MODEL
 ) -> Verified:
     """`dltk verify --url <triton> --model MODEL ARGS --report REPORT`, exiting `returncode`."""
     proc = run_dltk(
-        "verify", "--url", triton.http_url, "--model", MODEL, *args, "--report", str(report_path)
+        "verify", "--url", triton.http_url, "--model", model, *args, "--report", str(report_path)
     )
     assert proc.returncode == returncode, proc.stdout + proc.stderr
     report = json.loads(report_path.read_text())
@@ -199,3 +200,182 @@ def test_verify_fails_when_outputs_differ_from_the_reference(
     assert checks["http inference"]["result"] == "PASS"  # the server itself answered
     assert checks["grpc inference"]["result"] == "SKIP"
     assert "FAILED outputs vs onnxruntime: max |triton - onnxruntime|" in verified.stdout
+
+
+# --- every deployed model: a BLS pipeline, a model with two inputs and two outputs -----------
+
+
+def test_verify_the_mnist_classifier_pipeline_as_the_role_runs_it(
+    triton: BackgroundServer, artifacts: Artifacts, tmp_path: Path
+) -> None:
+    """uint8 images made from the samples; probabilities vs softmax(onnxruntime), classes vs
+    onnxruntime's argmax and the labels; reference files found as the role lays them out."""
+    verified = run_verify(
+        triton,
+        tmp_path / "pipeline.json",
+        "--grpc-url",
+        triton.grpc_url,
+        "--reference-dir",
+        str(artifacts.onnx.parent),
+        "--manifest",
+        str(MANIFEST),
+        model="mnist_classifier",
+        returncode=0,
+    )
+    checks = verified.checks
+    assert checks["model config"]["data"] == {"kind": "pipeline", "reference_model": MODEL}
+    assert "uint8 images behind the model's normalized samples" in checks["samples"]["detail"]
+    outputs = checks["outputs vs onnxruntime"]
+    assert outputs["result"] == "PASS" and outputs["data"]["served_by"] == MODEL
+    assert outputs["data"]["max_abs_diff"] <= DEFAULT_ATOL
+    _, labels = artifacts.load_samples()
+    classes = checks["classes vs onnxruntime"]
+    assert classes["result"] == "PASS"
+    assert classes["data"]["http"]["agree"] == classes["data"]["grpc"]["agree"] == len(labels)
+    assert checks["accuracy"]["result"] == "PASS" and checks["accuracy"]["data"]["samples"] == 64
+    assert checks["wrong shape rejected"]["result"] == "PASS"
+
+
+def test_verify_the_pipeline_fails_against_a_wrong_reference(
+    triton: BackgroundServer, artifacts: Artifacts, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "zeros.onnx"
+    zero_weights_model(wrong)
+    verified = run_verify(
+        triton,
+        tmp_path / "pipeline.json",
+        "--onnx",
+        str(wrong),
+        "--samples",
+        str(artifacts.samples),
+        model="mnist_classifier",
+        returncode=1,
+    )
+    assert verified.checks["outputs vs onnxruntime"]["result"] == "FAIL"
+    assert verified.checks["http inference"]["result"] == "PASS"
+
+
+def two_input_model(path: Path, factor: float = 1.0) -> Path:
+    """x float [N, 3] and k int64 [N, 1] -> scaled = factor * x * k [N, 3], total = sum(x)."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["k"], ["kf"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["x", "kf"], ["xk"]),
+            helper.make_node("Mul", ["xk", "factor"], ["scaled"]),
+            helper.make_node("ReduceSum", ["x", "axes"], ["total"], keepdims=1),
+        ],
+        "two_inputs",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("k", TensorProto.INT64, ["N", 1]),
+        ],
+        [
+            helper.make_tensor_value_info("scaled", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("total", TensorProto.FLOAT, ["N", 1]),
+        ],
+        [
+            numpy_helper.from_array(np.array(factor, np.float32), "factor"),
+            numpy_helper.from_array(np.array([1], np.int64), "axes"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BackgroundServer, Path]]:
+    """The real CPU tritonserver serving a 2-input, 2-output model (python-onnxruntime)."""
+    base = tmp_path_factory.mktemp("two-inputs")
+    onnx_path = two_input_model(base / "two.onnx")
+    repo = base / "repo"
+    require_ok(
+        run_dltk(
+            "repo",
+            "add",
+            str(onnx_path),
+            "--name",
+            "two",
+            "--repo",
+            str(repo),
+            "--runtime",
+            "python-onnxruntime",
+            "--max-batch-size",
+            "8",
+        )
+    )
+    with background_server(repo, base / "tritonserver.log", READY_TIMEOUT_S) as server:
+        yield server, onnx_path
+
+
+def test_verify_a_two_input_model_with_inputs_from_its_onnx_signature(
+    two_inputs: tuple[BackgroundServer, Path], tmp_path: Path
+) -> None:
+    """Before: `dltk verify feeds exactly one` input. Now every input is generated from the
+    ONNX signature (float32 x, int64 k) and every output is compared with onnxruntime."""
+    server, onnx_path = two_inputs
+    verified = run_verify(
+        server,
+        tmp_path / "two.json",
+        "--grpc-url",
+        server.grpc_url,
+        "--onnx",
+        str(onnx_path),
+        "--synthetic-batch",
+        "5",
+        model="two",
+        returncode=0,
+    )
+    checks = verified.checks
+    assert "inputs x FP32 [-1, 3], k INT64 [-1, 1]" in checks["model config"]["detail"]
+    assert checks["samples"]["result"] == "SKIP"
+    assert (
+        "generated from the ONNX signature of two.onnx: x [5, 3], k [5, 1]"
+        in (checks["samples"]["detail"])
+    )
+    outputs = checks["outputs vs onnxruntime"]
+    assert outputs["result"] == "PASS"
+    for proto in ("http", "grpc"):
+        for name in ("scaled", "total"):
+            assert outputs["data"][f"{proto}_{name}_max_abs_diff"] <= DEFAULT_ATOL
+    assert checks["wrong shape rejected"]["result"] == "PASS"
+
+
+def test_verify_a_two_input_model_with_samples_per_input(
+    two_inputs: tuple[BackgroundServer, Path], tmp_path: Path
+) -> None:
+    server, onnx_path = two_inputs
+    samples = tmp_path / "two.samples.npz"
+    rng = np.random.default_rng(3)
+    np.savez(
+        samples, x=rng.standard_normal((12, 3)).astype(np.float32), k=rng.integers(-3, 4, (12, 1))
+    )
+    verified = run_verify(
+        server,
+        tmp_path / "two.json",
+        "--onnx",
+        str(onnx_path),
+        "--samples",
+        str(samples),
+        model="two",
+        returncode=0,
+    )
+    assert verified.checks["samples"]["detail"].startswith("12 samples x [12, 3], k [12, 1]")
+    assert "2 request(s)" in verified.checks["http inference"]["detail"]  # max_batch_size 8
+    assert verified.checks["outputs vs onnxruntime"]["result"] == "PASS"
+    # A reference that differs from what is served (x * k * 2) fails the comparison.
+    wrong = two_input_model(tmp_path / "wrong.onnx", factor=2.0)
+    failed = run_verify(
+        server,
+        tmp_path / "wrong.json",
+        "--onnx",
+        str(wrong),
+        "--samples",
+        str(samples),
+        model="two",
+        returncode=1,
+    )
+    outputs = failed.checks["outputs vs onnxruntime"]
+    assert outputs["result"] == "FAIL" and "http scaled outside the tolerance" in outputs["detail"]
+    assert outputs["data"]["http_total_max_abs_diff"] <= DEFAULT_ATOL

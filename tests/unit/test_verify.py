@@ -254,6 +254,11 @@ def _args(**over: object) -> argparse.Namespace:
         timeout=60.0,
         atol=DEFAULT_ATOL,
         min_accuracy=0.9,
+        manifest=None,
+        reference_dir=None,
+        synthetic_batch=None,
+        tolerance=None,
+        gpus=0,
     )
     base.update(over)
     return argparse.Namespace(**base)
@@ -416,3 +421,11 @@ def test_report_removes_a_stale_plot_and_csv(tmp_path: Path) -> None:
     assert (tmp_path / "r.perf.csv").exists()
     write_report(tmp_path / "r.json", build_report(opts, [], "t", {}, None, None))
     assert not (tmp_path / "r.png").exists() and not (tmp_path / "r.perf.csv").exists()
+
+
+def test_default_concurrency_follows_the_gpu_count() -> None:
+    assert str(options_from_args(_args(concurrency=None)).concurrency) == "1:4:1"
+    assert str(options_from_args(_args(concurrency=None, gpus=8)).concurrency) == "4:32:4"
+    assert str(options_from_args(_args(concurrency="1:2", gpus=8)).concurrency) == "1:2:1"
+    with pytest.raises(DltkError, match="--gpus"):
+        options_from_args(_args(gpus=-1))
