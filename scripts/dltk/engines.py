@@ -7,6 +7,24 @@ generations, so each is keyed by sha256 of (ONNX bytes and external data, the tr
 shape the engine, TensorRT version, compute capability). Same input, same key; any change, a
 new key - an existing `plans/<key>.plan` is a cache hit and is not rebuilt.
 
+The TensorRT version in the key is the one that builds: the trt_engines role reads it from the
+banner trtexec prints in the build image (`&&&& RUNNING TensorRT.trtexec [TensorRT v100500] ...`,
+version code major*10000 + minor*100 + patch for TensorRT 10, major*1000 + minor*100 + patch
+before; NVIDIA/TensorRT include/NvInferVersion.h), so a release bump rebuilds every engine. The
+timing cache (trtexec --timingCacheFile) is per TensorRT version and compute capability too:
+TensorRT's timing caches are not meant to be shared across TensorRT versions or GPU models
+(https://docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/advanced.html, "Timing
+Cache"). A host that builds nothing plans with the release table's nominal version (dltk release).
+
+trtexec's `--device=N` is a CUDA device ordinal, and CUDA numbers devices fastest-first unless
+CUDA_DEVICE_ORDER=PCI_BUS_ID (https://docs.nvidia.com/cuda/cuda-c-programming-guide/index.html,
+"CUDA Environment Variables"), while nvidia-smi and the NVIDIA Container Toolkit number them in
+PCI bus order. So each build container gets only the GPU it builds for, by its nvidia-smi index
+(docker device request `device_ids: [N]`, i.e. NVIDIA_VISIBLE_DEVICES=N;
+https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/docker-specialized.html),
+trtexec builds on `--device=0`, the only device it sees, and CUDA_DEVICE_ORDER=PCI_BUS_ID is set as
+well, so the ordinal means the same thing inside and outside.
+
 Everything here is pure except reading the ONNX files; no GPU is needed to plan.
 """
 
@@ -16,7 +34,7 @@ import argparse
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -25,10 +43,13 @@ from rich.table import Table
 from dltk.errors import DltkError
 from dltk.manifest import Manifest, ModelSpec, load_manifest, trt_model_name
 from dltk.onnx_graph import TensorSpec, content_sha256, external_data_files
+from dltk.release import DEFAULT_NGC_RELEASE, get_release
 
-# TensorRT inside nvcr.io/nvidia/tensorrt:24.10-py3, the release of Triton 2.51 (24.10).
-DEFAULT_TRT_VERSION = "10.5.0"
 CONTAINER_DIR = "/engines"
+# Environment of every build container: CUDA ordinals in PCI bus order, like nvidia-smi's.
+BUILD_ENV = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+# The banner trtexec prints first: `&&&& RUNNING TensorRT.trtexec [TensorRT v100500] [b18] # ...`.
+TRTEXEC_BANNER = re.compile(r"&&&& \w+ TensorRT\.trtexec \[TensorRT v(?P<code>\d+)\]")
 CC_PATTERN = re.compile(r"^(?:(?P<device>\d+)=)?(?P<cc>\d{1,2}\.\d)$")
 # trtexec I/O format type per ONNX element type (for --inputIOFormats/--outputIOFormats).
 IO_TYPES = {
@@ -65,6 +86,10 @@ class EnginePlan:
     argv: tuple[str, ...]  # the whole command, with paths inside the TensorRT container
     engine: str  # relative to the engines directory: plans/<key>.plan
     engine_filename: str  # its name in the Triton version directory
+    timing_cache: str  # relative to the engines directory, per TensorRT version and cc
+    # Environment of the build container (CUDA device order); `device` is the nvidia-smi index
+    # the container is given, trtexec sees it as CUDA device 0.
+    env: dict[str, str] = field(default_factory=lambda: dict(BUILD_ENV))
 
 
 def engine_filename(cc: str) -> str:
@@ -167,6 +192,34 @@ def trtexec_flags(model: ModelSpec, precision: str) -> tuple[str, ...]:
     return tuple(flags)
 
 
+def trt_version_from_code(code: int) -> str:
+    """TensorRT's version code -> "major.minor.patch" (100500 -> 10.5.0, 8601 -> 8.6.1)."""
+    if code >= 100000:  # TensorRT 10 and later: major*10000 + minor*100 + patch
+        major, rest = divmod(code, 10000)
+    else:  # TensorRT 8 and earlier: major*1000 + minor*100 + patch
+        major, rest = divmod(code, 1000)
+    minor, patch = divmod(rest, 100)
+    return f"{major}.{minor}.{patch}"
+
+
+def parse_trtexec_version(text: str) -> str:
+    """The TensorRT version in trtexec's banner (its first line, printed for any argument)."""
+    match = TRTEXEC_BANNER.search(text)
+    if not match:
+        last = [line for line in text.splitlines() if line.strip()][-1:] or ["no output"]
+        raise DltkError(
+            "trtexec printed no `&&&& RUNNING TensorRT.trtexec [TensorRT vNNNNNN]` banner "
+            f"(last line: {last[0].strip()[:160]!r}): "
+            "check that the build image has trtexec on PATH"
+        )
+    return trt_version_from_code(int(match["code"]))
+
+
+def timing_cache_name(trt_version: str, cc: str) -> str:
+    """The timing cache of one TensorRT version on one compute capability."""
+    return f"timing-trt{trt_version}-sm{check_cc(cc).replace('.', '')}.cache"
+
+
 def cache_key(onnx_sha256: str, flags: tuple[str, ...], trt_version: str, cc: str) -> str:
     """sha256 of (ONNX content, engine flags, TensorRT version, compute capability)."""
     payload = json.dumps(
@@ -178,15 +231,16 @@ def cache_key(onnx_sha256: str, flags: tuple[str, ...], trt_version: str, cc: st
 
 
 def trtexec_argv(
-    model: ModelSpec, flags: tuple[str, ...], key: str, cc: str, device: int, container_dir: str
+    model: ModelSpec, flags: tuple[str, ...], key: str, timing_cache: str, container_dir: str
 ) -> tuple[str, ...]:
+    """trtexec in a container that sees only the GPU it builds for: always CUDA device 0."""
     base = container_dir.rstrip("/")
     return (
         "trtexec",
         f"--onnx={base}/onnx/{model.name}/{model.onnx.name}",
         f"--saveEngine={base}/plans/{key}.plan.partial",
-        f"--timingCacheFile={base}/timing-sm{cc.replace('.', '')}.cache",
-        f"--device={device}",
+        f"--timingCacheFile={base}/{timing_cache}",
+        "--device=0",
         "--skipInference",
         *flags,
     )
@@ -211,6 +265,7 @@ def plan_engines(
             flags = trtexec_flags(model, precision)
             for cc, device in gpus.items():
                 key = cache_key(onnx_sha, flags, trt_version, cc)
+                timing_cache = timing_cache_name(trt_version, cc)
                 plans.append(
                     EnginePlan(
                         model=model.name,
@@ -223,9 +278,10 @@ def plan_engines(
                         onnx=str(model.onnx.resolve()),
                         onnx_files=files,
                         flags=flags,
-                        argv=trtexec_argv(model, flags, key, cc, device, container_dir),
+                        argv=trtexec_argv(model, flags, key, timing_cache, container_dir),
                         engine=f"plans/{key}.plan",
                         engine_filename=engine_filename(cc),
+                        timing_cache=timing_cache,
                     )
                 )
     return plans
@@ -293,9 +349,12 @@ def decide_gpus(
     return GpuDecision(True, gpus, f"{why}; GPUs {', '.join(gpus)}")
 
 
-def plan_json(plans: list[EnginePlan], gpus: dict[str, int], trt_version: str) -> str:
+def plan_json(
+    plans: list[EnginePlan], gpus: dict[str, int], trt_version: str, trt_source: str = ""
+) -> str:
     document = {
         "tensorrt": trt_version,
+        "tensorrt_source": trt_source,
         "gpus": [{"cc": cc, "device": device} for cc, device in gpus.items()],
         "engines": [asdict(p) for p in plans],
     }
@@ -321,14 +380,31 @@ def _print_plan(plans: list[EnginePlan], trt_version: str) -> None:
         console.print("no model of the manifest lists the tensorrt runtime: nothing to build")
 
 
+def plan_trt_version(
+    trt_version: str | None, trtexec_output: str | None, ngc_release: str | None
+) -> tuple[str, str]:
+    """(TensorRT version, where it came from): the build image's trtexec banner when given."""
+    if trtexec_output is not None:
+        return parse_trtexec_version(trtexec_output), "trtexec banner of the build image"
+    if trt_version is not None:
+        return trt_version, "--trt-version"
+    ngc = ngc_release or DEFAULT_NGC_RELEASE
+    return get_release(ngc).tensorrt, f"NGC {ngc} release notes (nominal, not read from an image)"
+
+
 def run_plan(args: argparse.Namespace) -> int:
     gpus = parse_gpus(args.gpu_cc)
     manifest = load_manifest(Path(args.manifest))
-    plans = plan_engines(manifest, gpus, args.trt_version, args.container_dir)
+    trtexec_output = args.trtexec_output
+    if trtexec_output is not None and trtexec_output.startswith("@"):
+        trtexec_output = Path(trtexec_output[1:]).read_text(errors="replace")
+    trt_version, source = plan_trt_version(args.trt_version, trtexec_output, args.ngc_release)
+    plans = plan_engines(manifest, gpus, trt_version, args.container_dir)
     if args.json:
-        print(plan_json(plans, gpus, args.trt_version), end="")
+        print(plan_json(plans, gpus, trt_version, source), end="")
     else:
-        _print_plan(plans, args.trt_version)
+        console.print(f"TensorRT {trt_version} ({source})", markup=False, highlight=False)
+        _print_plan(plans, trt_version)
     return 0
 
 
@@ -366,11 +442,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="[DEVICE=]X.Y",
         help="compute capability of the target GPU, e.g. 8.6 (repeat for several GPUs)",
     )
-    plan.add_argument(
-        "--trt-version",
-        default=DEFAULT_TRT_VERSION,
-        help=f"TensorRT version of the build container (default {DEFAULT_TRT_VERSION}, 24.10)",
+    version = plan.add_mutually_exclusive_group()
+    version.add_argument(
+        "--trtexec-output",
+        metavar="TEXT|@FILE",
+        help="what `trtexec --help` printed in the build image: the key uses its TensorRT version",
     )
+    version.add_argument(
+        "--ngc-release",
+        metavar="YY.MM",
+        help="plan with this NGC release's nominal TensorRT version (hosts that build nothing; "
+        f"the default, {DEFAULT_NGC_RELEASE})",
+    )
+    version.add_argument("--trt-version", help="plan for this TensorRT version, e.g. 10.5.0")
     plan.add_argument(
         "--container-dir",
         default=CONTAINER_DIR,

@@ -13,6 +13,16 @@ Sources (NVIDIA's release notes, "Driver Requirements" and "GPU Requirements" se
 - Triton Inference Server Release 25.08: CUDA 13.0.0, driver release 575 or later; the same
   data-center forward-compatible branches; compute capability 7.5 and later.
   https://docs.nvidia.com/deeplearning/triton-inference-server/release-notes/rel-25-08.html
+  Triton 2.60.0 (the server's 25.08 version update, triton-inference-server/server PR #8535; 2.59.0
+  was 25.06, PR #8268; tritonclient 2.60.0 is on PyPI). Python 3.12: the 25.x NGC images are
+  Ubuntu 24.04 with Python 3.12.3 (Triton's Release Compatibility Matrix,
+  https://docs.nvidia.com/deeplearning/triton-inference-server/user-guide/docs/introduction/compatibility.html).
+  TensorRT 10.13.2 is NOMINAL here: the first TensorRT with CUDA 13.0 (TensorRT 10.13.2 GA,
+  2025-08-18, "Added support for CUDA 13.0", https://github.com/NVIDIA/TensorRT/releases), the CUDA
+  25.08 is built on; the 25.08 support-matrix row itself was not in the stored docs. No engine key
+  uses it: keys use the version trtexec reports in the image.
+- NGC PyTorch 24.10: Python 3.10 (Ubuntu 22.04), the GPU toolkit's base; from 25.03 on the PyTorch
+  images carry /etc/pip/constraint.txt that keeps pip from replacing their own packages.
 
 The TensorRT version listed here is NVIDIA's nominal one, for documentation and planning without
 the image; the engine cache key uses the version read from the TensorRT image itself.
@@ -84,6 +94,16 @@ RELEASES: dict[str, Release] = {
         forward_compat=_DC_FORWARD_COMPAT,
         min_compute_capability="6.0",
     ),
+    "25.08": Release(
+        ngc="25.08",
+        triton="2.60.0",
+        tensorrt="10.13.2",
+        cuda="13.0.0",
+        python="3.12",
+        min_driver_branch=575,
+        forward_compat=_DC_FORWARD_COMPAT,
+        min_compute_capability="7.5",
+    ),
 }
 
 
@@ -98,6 +118,20 @@ def get_release(ngc: str) -> Release:
             "add it to scripts/dltk/release.py with its release notes' driver and CUDA facts"
         )
     return RELEASES[ngc]
+
+
+def toolkit_requirement(ngc: str, python_version: str) -> str:
+    """The release's tritonclient requirement for the GPU toolkit image, built FROM its NGC
+    PyTorch image; refuses an image whose Python is not the release's (requirements-gpu.txt is
+    checked for that Python: tests/unit/test_gpu_requirements.py)."""
+    release = get_release(ngc)
+    major_minor = ".".join(str(python_version).split(".")[:2])
+    if major_minor != release.python:
+        raise DltkError(
+            f"the base image runs Python {python_version} but NGC {ngc} images ship Python "
+            f"{release.python}: build FROM {release.pytorch_image} or fix the release table"
+        )
+    return f"tritonclient[http,grpc]=={release.tritonclient}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,13 +15,17 @@ import pytest
 
 from dltk.cli import main
 from dltk.engines import (
+    BUILD_ENV,
     cache_key,
     decide_gpus,
     engine_filename,
     parse_gpus,
     parse_nvidia_smi,
+    parse_trtexec_version,
     plan_engines,
     shape_specs,
+    timing_cache_name,
+    trt_version_from_code,
     trtexec_flags,
     trtexec_name,
 )
@@ -165,7 +169,7 @@ def test_plan_one_engine_per_model_precision_and_cc(manifest: Path) -> None:
         "trtexec",
         "--onnx=/engines/onnx/mnist/mnist.onnx",
         f"--saveEngine=/engines/plans/{first.key}.plan.partial",
-        "--timingCacheFile=/engines/timing-sm86.cache",
+        "--timingCacheFile=/engines/timing-trt10.5.0-sm86.cache",
         "--device=0",
         "--skipInference",
         "--minShapes=input:1x1x28x28",
@@ -229,6 +233,9 @@ def test_cli_plan_is_deterministic(manifest: Path, capsys: pytest.CaptureFixture
     assert capsys.readouterr().out == first
     document = json.loads(first)
     assert document["tensorrt"] == "10.5.0"
+    assert (
+        document["tensorrt_source"] == "NGC 24.10 release notes (nominal, not read from an image)"
+    )
     assert [e["triton_model"] for e in document["engines"]] == ["mnist_trt_fp16", "mnist_trt_tf32"]
     assert main([*args, "--trt-version", "10.6.0"]) == 0
     other = json.loads(capsys.readouterr().out)
@@ -248,3 +255,83 @@ def test_cli_bad_cc_is_one_line(manifest: Path, capsys: pytest.CaptureFixture[st
         "dltk engines: error: --gpu-cc 'eighty' must look like 8.6 or 1=8.6 "
         "(CUDA device=compute capability)\n"
     )
+
+
+# Banners as trtexec prints them (docs gpu-interfaces.md section 5: TensorRT 10.5 `--help`,
+# TensorRT 10.16 build, TensorRT 8.6 from NVIDIA/TensorRT issue #3734).
+BANNER_10_5 = "&&&& RUNNING TensorRT.trtexec [TensorRT v100500] [b18] # trtexec --help\n"
+BANNER_10_16 = (
+    "&&&& RUNNING TensorRT.trtexec [TensorRT v101600] [b72] # trtexec --onnx=m.onnx\n"
+    "[07/02/2026-03:47:25] [I] Skipped inference phase since --skipInference is added.\n"
+)
+
+
+def test_trtexec_banner_gives_the_tensorrt_version() -> None:
+    assert parse_trtexec_version(BANNER_10_5) == "10.5.0"
+    assert parse_trtexec_version(BANNER_10_16) == "10.16.0"
+    assert parse_trtexec_version("&&&& RUNNING TensorRT.trtexec [TensorRT v100001] # x") == "10.0.1"
+    assert trt_version_from_code(8601) == "8.6.1"
+    assert trt_version_from_code(101303) == "10.13.3"
+    with pytest.raises(
+        DltkError, match="trtexec printed no .* banner .*'bash: trtexec: not found'"
+    ):
+        parse_trtexec_version("bash: trtexec: not found\n")
+
+
+def test_key_and_timing_cache_follow_the_image_tensorrt(
+    manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Defect 8: a release bump (another TensorRT in the build image) rebuilds every engine and
+    uses another timing cache; the version comes from the image's trtexec, not a variable."""
+    base = ["engines", "plan", "--manifest", str(manifest), "--gpu-cc", "0=9.0", "--json"]
+    documents = {}
+    for name, banner in (("10.5", BANNER_10_5), ("10.16", BANNER_10_16)):
+        assert main([*base, "--trtexec-output", banner]) == 0
+        documents[name] = json.loads(capsys.readouterr().out)
+    old, new = documents["10.5"], documents["10.16"]
+    assert (old["tensorrt"], new["tensorrt"]) == ("10.5.0", "10.16.0")
+    assert old["tensorrt_source"] == "trtexec banner of the build image"
+    assert {e["key"] for e in old["engines"]}.isdisjoint(e["key"] for e in new["engines"])
+    assert {e["timing_cache"] for e in old["engines"]} == {"timing-trt10.5.0-sm90.cache"}
+    assert {e["timing_cache"] for e in new["engines"]} == {"timing-trt10.16.0-sm90.cache"}
+    assert all(
+        "--timingCacheFile=/engines/timing-trt10.16.0-sm90.cache" in e["argv"]
+        for e in new["engines"]
+    )
+    assert timing_cache_name("10.5.0", "8.6") != timing_cache_name("10.5.0", "9.0")
+    assert timing_cache_name("10.5.0", "9.0") != timing_cache_name("10.13.2", "9.0")
+    # The same image gives the same keys (a cache hit on the next run).
+    assert main([*base, "--trtexec-output", BANNER_10_5]) == 0
+    assert json.loads(capsys.readouterr().out) == old
+
+
+def test_trtexec_output_from_a_file_and_a_bad_one(
+    tmp_path: Path, manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    banner = tmp_path / "trtexec.txt"
+    banner.write_text(BANNER_10_16)
+    args = ["engines", "plan", "--manifest", str(manifest), "--gpu-cc", "8.6", "--json"]
+    assert main([*args, "--trtexec-output", f"@{banner}"]) == 0
+    assert json.loads(capsys.readouterr().out)["tensorrt"] == "10.16.0"
+    assert main([*args, "--trtexec-output", "Unable to find image 'x' locally"]) == 1
+    assert "trtexec printed no" in capsys.readouterr().err
+
+
+def test_the_release_gives_the_nominal_version(
+    manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["engines", "plan", "--manifest", str(manifest), "--gpu-cc", "8.6", "--json"]
+    assert main([*args, "--ngc-release", "25.08"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["tensorrt"] == "10.13.2"
+    assert document["tensorrt_source"].startswith("NGC 25.08 release notes (nominal")
+
+
+def test_each_build_gets_its_gpu_by_nvidia_smi_index(manifest: Path) -> None:
+    """Defect 11 (trtexec): the container is given GPU N (nvidia-smi/PCI order) and trtexec
+    builds on the only device it sees, with CUDA ordinals in PCI bus order."""
+    plans = plan_engines(load_manifest(manifest), parse_gpus(["3=9.0", "5=8.6"]), "10.5.0")
+    assert {(p.cc, p.device) for p in plans} == {("8.6", 5), ("9.0", 3)}
+    for plan in plans:
+        assert plan.env == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"} == BUILD_ENV
+        assert [a for a in plan.argv if a.startswith("--device=")] == ["--device=0"]
