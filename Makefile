@@ -72,6 +72,7 @@ molecule: images ## molecule scenarios: default (whole deploy.yml on a sandbox h
 	molecule test -s mirror
 	molecule test -s dltk_image
 	molecule test -s trt_engines
+	molecule test -s gpu_sim
 
 test: lint unit integration molecule ## everything CI runs
 

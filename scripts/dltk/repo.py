@@ -37,6 +37,7 @@ from dltk.manifest import (
     load_manifest,
     with_tensors,
 )
+from dltk.repo_backends import add_verb as add_backends_verb
 from dltk.repo_load import add_verb as add_load_verb
 from dltk.repo_plan import (
     BLS_MODEL,
@@ -339,3 +340,4 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--force", action="store_true", help="replace an existing DIR/NAME")
     add.set_defaults(func=run_add)
     add_load_verb(verbs)  # `dltk repo load` (repo_load.py)
+    add_backends_verb(verbs)  # `dltk repo backends` (repo_backends.py)
