@@ -340,15 +340,13 @@ def plan_driver(
         )
     else:
         plan.notes.append(
-            "no NVSwitch (PCI vendor 0x10de, class 0x0680): no fabric manager (the GPUs do not "
-            "share an NVSwitch fabric; NVIDIA's fabric manager would only fail with "
-            "NV_WARN_NOTHING_TO_DO)"
+            "no NVSwitch (PCI vendor 0x10de, class 0x0680): no fabric manager (without NVSwitches "
+            "NVIDIA's fabric manager only fails with NV_WARN_NOTHING_TO_DO)"
         )
 
     if in_container:
-        plan.notes.append(
-            "a container: no kernel packages, no Secure Boot check (no kernel of its own)"
-        )
+        plan.secure_boot = "not checked (a container)"
+        plan.notes.append("a container: no kernel packages (no kernel of its own)")
         return plan
 
     suffix = "-open" if plan.open_modules else ""
