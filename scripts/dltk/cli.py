@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "profile",
     "apt_mirror",
     "release",
+    "driver_policy",
 )
 
 
