@@ -26,7 +26,7 @@ from rich.console import Console
 
 from dltk.errors import DltkError
 from dltk.metrics import ModelMetrics
-from dltk.perf import PerfConfig, PerfResult, run_perf, timeout_for
+from dltk.perf import PerfConfig, PerfResult, longer_window, run_sweep, timeout_for
 from dltk.triton_client import Triton, _server_message, infer_all, probe_bad_input, wait_until
 from dltk.verify_data import onnx_signature, onnxruntime_outputs, read_npz
 from dltk.verify_models import (
@@ -629,13 +629,15 @@ class Verifier:
             max_threads=opts.perf_threads,
         )
         install = find_perf_analyzer()
-        budget = timeout_for(cfg)
+        longer = longer_window(cfg)
+        budget = timeout_for(cfg) + (timeout_for(longer) if longer else 0.0)
         self.scrape("before_perf")
         with console.status(
-            f"perf_analyzer concurrency {cfg.concurrency}, batch {cfg.batch_size} (≤ {budget:.0f}s)"
+            f"perf_analyzer concurrency {cfg.concurrency}, batch {cfg.batch_size} "
+            f"(≤ {budget:.0f}s with one retry)"
         ):
             try:
-                self.perf = run_perf(install.binary, cfg, install.env(), timeout_s=budget)
+                self.perf = run_sweep(install.binary, cfg, install.env())
             except DltkError as exc:
                 self.perf_failed = True
                 self.add(Check("perf_analyzer", FAIL, str(exc)), t)

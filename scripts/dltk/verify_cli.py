@@ -84,6 +84,7 @@ def options_from_args(args: argparse.Namespace) -> VerifyOptions:
         manifest=Path(args.manifest) if args.manifest else None,
         synthetic_batch=args.synthetic_batch,
         gpus=args.gpus,
+        host=args.host,
     )
 
 
@@ -238,6 +239,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="N",
         help="fail when more than N requests fail during the perf sweep (needs --metrics-url)",
+    )
+    p.add_argument(
+        "--host",
+        help="the deployment host to name in the report (the role passes inventory_hostname; "
+        "default: the name of the machine the verifier runs on)",
     )
     p.add_argument(
         "--report",
