@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dltk.api_key import redact_command
 from dltk.errors import DltkError
 from dltk.proc import Runner, run_bounded
 
@@ -136,6 +137,8 @@ class PerfConfig:
     # Asynchronous client (fewer threads for the same concurrency) and its thread cap.
     async_mode: bool = False
     max_threads: int | None = None
+    # Request headers (-H NAME:VALUE), e.g. the deployment's API key; redacted in results.
+    headers: tuple[tuple[str, str], ...] = ()
 
     def check(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -199,6 +202,8 @@ def build_command(binary: Path | str, cfg: PerfConfig, csv_path: Path) -> list[s
         cmd.append("--async")
     if cfg.max_threads is not None:
         cmd += ["--max-threads", str(cfg.max_threads)]
+    for name, value in cfg.headers:
+        cmd += ["-H", f"{name}:{value}"]
     return cmd
 
 
@@ -394,7 +399,9 @@ def run_perf(
             raise DltkError(f"perf_analyzer wrote no CSV: {last_error_line(done.output)}")
         text = csv_path.read_text()
         rows = parse_csv(text)
-    return PerfResult(config=cfg, command=cmd, rows=rows, elapsed_s=elapsed, csv=text)
+    return PerfResult(
+        config=cfg, command=redact_command(cmd), rows=rows, elapsed_s=elapsed, csv=text
+    )
 
 
 def format_command(cmd: Sequence[str]) -> str:

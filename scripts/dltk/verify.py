@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from dltk.api_key import headers_for, read_api_key
 from dltk.errors import DltkError
 from dltk.metrics import ModelMetrics
 from dltk.perf import PerfConfig, PerfResult, longer_window, run_sweep, timeout_for
@@ -169,7 +170,7 @@ class Verifier:
 
     def run(self) -> int:
         opts = self.opts
-        triton = Triton(opts.url, opts.grpc_url, opts.timeout)
+        triton = Triton(opts.url, opts.grpc_url, opts.timeout, read_api_key(opts.api_key_file))
         try:
             self._server_checks(triton)
             info = self._model_checks(triton)
@@ -247,7 +248,7 @@ class Verifier:
     def _model_checks(self, triton: Triton) -> ModelInfo:
         opts = self.opts
         t = time.monotonic()
-        index = triton.call(triton.http.get_model_repository_index)
+        index = triton.call(lambda: triton.http.get_model_repository_index(headers=triton.headers))
         known = {str(m.get("name")): m for m in index}
         if opts.model not in known:
             have = ", ".join(sorted(known)) or "none"
@@ -268,7 +269,9 @@ class Verifier:
             entry = next(
                 (
                     m
-                    for m in triton.call(triton.http.get_model_repository_index)
+                    for m in triton.call(
+                        lambda: triton.http.get_model_repository_index(headers=triton.headers)
+                    )
                     if m.get("name") == opts.model
                 ),
                 {},
@@ -627,6 +630,8 @@ class Verifier:
             shared_memory=opts.perf_shared_memory,
             async_mode=opts.perf_async,
             max_threads=opts.perf_threads,
+            # perf_analyzer reads server-side statistics (a restricted API) with the same headers.
+            headers=tuple(headers_for(opts.perf_protocol, read_api_key(opts.api_key_file)).items()),
         )
         install = find_perf_analyzer()
         longer = longer_window(cfg)

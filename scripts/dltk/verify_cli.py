@@ -85,6 +85,7 @@ def options_from_args(args: argparse.Namespace) -> VerifyOptions:
         synthetic_batch=args.synthetic_batch,
         gpus=args.gpus,
         host=args.host,
+        api_key_file=Path(args.api_key_file) if args.api_key_file else None,
     )
 
 
@@ -244,6 +245,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--host",
         help="the deployment host to name in the report (the role passes inventory_hostname; "
         "default: the name of the machine the verifier runs on)",
+    )
+    p.add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        help="file holding the deployment's API key: sent on Triton's restricted APIs "
+        "(repository index, and perf_analyzer's statistics via -H, redacted in the report)",
     )
     p.add_argument(
         "--report",

@@ -216,6 +216,8 @@ class VerifyOptions:
     gpus: int = 0
     # The deployment host named in the report (Ansible's inventory_hostname); None: this machine.
     host: str | None = None
+    # File with the deployment's API key (restricted APIs: repository index, statistics).
+    api_key_file: Path | None = None
 
 
 # --- pure helpers ---------------------------------------------------------------------------

@@ -300,6 +300,7 @@ def _args(**over: object) -> argparse.Namespace:
         tolerance=None,
         gpus=0,
         host=None,
+        api_key_file=None,
     )
     base.update(over)
     return argparse.Namespace(**base)
