@@ -297,7 +297,7 @@ def missing_levels(asked: ConcurrencyRange, rows: Sequence[PerfRow]) -> list[int
 
 # perf_analyzer's messages when a window was too short to measure a level.
 UNSTABLE_MARKERS = ("Failed to obtain stable measurement", "Please use a larger time window")
-RETRY_INTERVAL_FACTOR = 2
+RETRY_INTERVAL_FACTOR = 3
 
 
 def longer_window(cfg: PerfConfig) -> PerfConfig | None:

@@ -283,13 +283,13 @@ def test_run_sweep_complete_first_run_is_not_retried() -> None:
 
 
 def test_run_sweep_with_missing_levels_is_retried_once_with_a_longer_window() -> None:
-    """perf_analyzer exited 0 with 1 of 3 levels (as seen on the sandbox): one retry, 2x window."""
+    """perf_analyzer exited 0 with 1 of 3 levels (as seen on the sandbox): one retry, 3x window."""
     cfg = PerfConfig(model="m", url="127.0.0.1:8000", concurrency=ConcurrencyRange(1, 3))
     runner, calls = fake_runner_sequence((ONE_LEVEL_CSV, 0, ""), (HTTP_CSV.read_text(), 0, ""))
     result = run_sweep(Path("pa"), cfg, {}, runner=runner)
-    assert [_interval(c) for c in calls] == [1000, 2000]
+    assert [_interval(c) for c in calls] == [1000, 3000]
     assert result.missing_levels == [] and len(result.rows) == 3
-    assert result.config.measurement_interval_ms == 2000
+    assert result.config.measurement_interval_ms == 3000
     assert "measured 1 of 3 levels (missing concurrency 2, 3)" in result.retries[0]
 
 
@@ -306,7 +306,7 @@ def test_run_sweep_retries_an_unstable_measurement_failure() -> None:
     unstable = ("", 1, "Failed to obtain stable measurement within 5 measurement windows\n")
     runner, calls = fake_runner_sequence(unstable, (HTTP_CSV.read_text(), 0, ""))
     result = run_sweep(Path("pa"), cfg, {}, runner=runner)
-    assert [_interval(c) for c in calls] == [1000, 2000]
+    assert [_interval(c) for c in calls] == [1000, 3000]
     assert "stable measurement" in result.retries[0]
 
 
@@ -315,7 +315,7 @@ def test_run_sweep_failing_twice_names_both_runs() -> None:
     unstable = ("", 1, "Please use a larger time window.\n")
     runner, calls = fake_runner_sequence(unstable, unstable)
     with pytest.raises(
-        DltkError, match=r"first run .*larger time window.*retried once with a 2000"
+        DltkError, match=r"first run .*larger time window.*retried once with a 3000"
     ):
         run_sweep(Path("pa"), cfg, {}, runner=runner)
     assert len(calls) == 2
@@ -329,8 +329,8 @@ def test_run_sweep_does_not_retry_other_failures() -> None:
     assert len(calls) == 1
 
 
-def test_longer_window_doubles_up_to_the_cap() -> None:
+def test_longer_window_triples_up_to_the_cap() -> None:
     cfg = PerfConfig(model="m", url="u", measurement_interval_ms=40_000)
-    assert longer_window(PerfConfig(model="m", url="u")).measurement_interval_ms == 2000
+    assert longer_window(PerfConfig(model="m", url="u")).measurement_interval_ms == 3000
     assert longer_window(cfg).measurement_interval_ms == 60_000
     assert longer_window(PerfConfig(model="m", url="u", measurement_interval_ms=60_000)) is None
