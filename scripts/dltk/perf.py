@@ -6,6 +6,18 @@ perf_analyzer measures in windows of --measurement-interval ms and repeats a win
 levels x max_trials x interval, which `PerfConfig.time_budget_s` computes; the runner kills it
 after that budget plus a margin. Concurrency levels and trials are capped, so every run is
 bounded in time and in count.
+
+perf_analyzer can end a concurrency sweep early and still exit 0 (seen on the sandbox: 1 of 4
+levels measured when a later level was unstable; PyTriton treats exit 0 with "Failed to obtain
+stable measurement" as a failure for the same reason). `run_sweep` therefore compares the levels
+in the CSV with the levels it asked for and, when some are missing or perf_analyzer failed for
+want of a stable window, runs it once more with a longer measurement window, as Triton's
+model-analyzer does (it relaunches perf_analyzer with a larger --measurement-interval on
+"Failed to obtain stable measurement" / "Please use a larger time window", up to
+perf_analyzer_max_auto_adjusts times:
+https://github.com/triton-inference-server/model_analyzer/blob/main/docs/config.md and
+model_analyzer/perf_analyzer/perf_analyzer.py). One retry keeps the sweep's time bounded; what is
+still missing after it is reported by the caller as a failure, never passed.
 """
 
 from __future__ import annotations
@@ -16,9 +28,10 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dltk.api_key import redact_command
 from dltk.errors import DltkError
 from dltk.proc import Runner, run_bounded
 
@@ -124,6 +137,8 @@ class PerfConfig:
     # Asynchronous client (fewer threads for the same concurrency) and its thread cap.
     async_mode: bool = False
     max_threads: int | None = None
+    # Request headers (-H NAME:VALUE), e.g. the deployment's API key; redacted in results.
+    headers: tuple[tuple[str, str], ...] = ()
 
     def check(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -187,6 +202,8 @@ def build_command(binary: Path | str, cfg: PerfConfig, csv_path: Path) -> list[s
         cmd.append("--async")
     if cfg.max_threads is not None:
         cmd += ["--max-threads", str(cfg.max_threads)]
+    for name, value in cfg.headers:
+        cmd += ["-H", f"{name}:{value}"]
     return cmd
 
 
@@ -264,6 +281,73 @@ class PerfResult:
     rows: list[PerfRow]
     elapsed_s: float
     csv: str = ""  # perf_analyzer's CSV as written
+    # Earlier attempts of the same sweep, one line each (empty: measured on the first run).
+    retries: tuple[str, ...] = ()
+
+    @property
+    def missing_levels(self) -> list[int]:
+        return missing_levels(self.config.concurrency, self.rows)
+
+
+def missing_levels(asked: ConcurrencyRange, rows: Sequence[PerfRow]) -> list[int]:
+    """The concurrency levels asked for that have no row (pure)."""
+    measured = {r.concurrency for r in rows}
+    return [level for level in asked.levels if level not in measured]
+
+
+# perf_analyzer's messages when a window was too short to measure a level.
+UNSTABLE_MARKERS = ("Failed to obtain stable measurement", "Please use a larger time window")
+RETRY_INTERVAL_FACTOR = 3
+
+
+def longer_window(cfg: PerfConfig) -> PerfConfig | None:
+    """`cfg` with a longer measurement window for the one retry; None when already at the cap."""
+    interval = min(MAX_INTERVAL_MS, cfg.measurement_interval_ms * RETRY_INTERVAL_FACTOR)
+    if interval <= cfg.measurement_interval_ms:
+        return None
+    return replace(cfg, measurement_interval_ms=interval)
+
+
+def run_sweep(
+    binary: Path,
+    cfg: PerfConfig,
+    env: Mapping[str, str],
+    runner: Runner = subprocess.run,
+) -> PerfResult:
+    """Run a sweep; retry it once with a longer window when levels are missing or unstable.
+
+    The result's `retries` says why the first attempt was not kept; its `missing_levels` is
+    what even the retry did not measure (the caller fails on it). An unrelated perf_analyzer
+    failure (server down, bad model) is raised at once, without a retry.
+    """
+    try:
+        first = run_perf(binary, cfg, env, timeout_for(cfg), runner)
+        missing = first.missing_levels
+        if not missing:
+            return first
+        reason = (
+            f"measured {len(first.rows)} of {len(cfg.concurrency.levels)} levels "
+            f"(missing concurrency {', '.join(map(str, missing))}) "
+            f"with a {cfg.measurement_interval_ms} ms window"
+        )
+    except DltkError as exc:
+        if not any(marker.lower() in str(exc).lower() for marker in UNSTABLE_MARKERS):
+            raise
+        first = None
+        reason = f"{exc} (with a {cfg.measurement_interval_ms} ms window)"
+    longer = longer_window(cfg)
+    if longer is None:
+        if first is None:
+            raise DltkError(f"{reason}; the window is already at its {MAX_INTERVAL_MS} ms cap")
+        return replace(first, retries=(reason,))
+    try:
+        second = run_perf(binary, longer, env, timeout_for(longer), runner)
+    except DltkError as exc:
+        raise DltkError(
+            f"first run {reason}; retried once with a {longer.measurement_interval_ms} ms "
+            f"window: {exc}"
+        ) from None
+    return replace(second, retries=(reason,))
 
 
 def timeout_for(cfg: PerfConfig) -> float:
@@ -315,7 +399,9 @@ def run_perf(
             raise DltkError(f"perf_analyzer wrote no CSV: {last_error_line(done.output)}")
         text = csv_path.read_text()
         rows = parse_csv(text)
-    return PerfResult(config=cfg, command=cmd, rows=rows, elapsed_s=elapsed, csv=text)
+    return PerfResult(
+        config=cfg, command=redact_command(cmd), rows=rows, elapsed_s=elapsed, csv=text
+    )
 
 
 def format_command(cmd: Sequence[str]) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from dltk.api_key import http_headers, read_api_key
 from dltk.errors import DltkError
 from dltk.validate import validate_repo
 
@@ -42,9 +43,11 @@ class LoadResult:
     seconds: float
 
 
-def _post(url: str, timeout: float) -> tuple[int, str]:
+def _post(url: str, timeout: float, key: str | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url, data=b"{}", method="POST")
     request.add_header("Content-Type", "application/json")
+    for name, value in http_headers(key).items():
+        request.add_header(name, value)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode(errors="replace")
@@ -82,7 +85,11 @@ def check_models(repo: Path, models: list[str]) -> None:
 
 
 def load_models(
-    url: str, models: list[str], unload: list[str], timeout: float = DEFAULT_TIMEOUT_S
+    url: str,
+    models: list[str],
+    unload: list[str],
+    timeout: float = DEFAULT_TIMEOUT_S,
+    key: str | None = None,
 ) -> list[LoadResult]:
     """Unload then load through the repository API; one result per model, in order."""
     base = url if url.startswith("http") else f"http://{url}"
@@ -91,7 +98,7 @@ def load_models(
         for name in names:
             started = time.monotonic()
             try:
-                status, body = _post(f"{base}/v2/repository/models/{name}/{action}", timeout)
+                status, body = _post(f"{base}/v2/repository/models/{name}/{action}", timeout, key)
             except (urllib.error.URLError, OSError) as exc:
                 raise DltkError(
                     f"cannot reach Triton's repository API at {base}: {exc}; is tritonserver "
@@ -99,6 +106,11 @@ def load_models(
                 ) from None
             ok = status == 200
             detail = "" if ok else _error_text(body)
+            if status == 403:
+                detail = (
+                    f"{detail} (HTTP 403: the repository API is restricted; pass the "
+                    "deployment's key with --api-key-file)"
+                )
             if ok and action == "load" and not _ready(base, name, 10.0):
                 ok, detail = False, "loaded but not ready"
             results.append(LoadResult(name, action, ok, detail, time.monotonic() - started))
@@ -133,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
     if not models and not unload:
         raise DltkError("name the models to load (or --unload NAME); nothing to do")
     check_models(Path(args.repo), models)
-    results = load_models(args.url, models, unload, args.timeout)
+    key = read_api_key(args.api_key_file)
+    results = load_models(args.url, models, unload, args.timeout, key)
     _print(results, args.url)
     failed = [r for r in results if not r.ok]
     if not failed:
@@ -178,5 +191,11 @@ def add_verb(verbs: argparse._SubParsersAction) -> None:
         type=float,
         default=DEFAULT_TIMEOUT_S,
         help=f"seconds per model (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    load.add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        help="file holding the deployment's API key, sent as the dltk-api-key header "
+        "(tritonserver restricts its repository API to it)",
     )
     load.set_defaults(func=run)

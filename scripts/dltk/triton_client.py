@@ -44,9 +44,15 @@ def _server_message(exc: BaseException) -> str:
 class Triton:
     """Thin wrapper over tritonclient.http / tritonclient.grpc clients."""
 
-    def __init__(self, url: str, grpc_url: str | None, timeout: float) -> None:
+    def __init__(
+        self, url: str, grpc_url: str | None, timeout: float, api_key: str | None = None
+    ) -> None:
         import tritonclient.http as httpclient
 
+        from dltk.api_key import http_headers
+
+        # Sent on the restricted APIs (the repository index); inference and health are open.
+        self.headers = http_headers(api_key)
         self.url = url
         self.grpc_url = grpc_url
         self.timeout = timeout

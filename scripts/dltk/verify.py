@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from dltk.api_key import headers_for, read_api_key
 from dltk.errors import DltkError
 from dltk.metrics import ModelMetrics
-from dltk.perf import PerfConfig, PerfResult, run_perf, timeout_for
+from dltk.perf import PerfConfig, PerfResult, longer_window, run_sweep, timeout_for
 from dltk.triton_client import Triton, _server_message, infer_all, probe_bad_input, wait_until
 from dltk.verify_data import onnx_signature, onnxruntime_outputs, read_npz
 from dltk.verify_models import (
@@ -169,7 +170,7 @@ class Verifier:
 
     def run(self) -> int:
         opts = self.opts
-        triton = Triton(opts.url, opts.grpc_url, opts.timeout)
+        triton = Triton(opts.url, opts.grpc_url, opts.timeout, read_api_key(opts.api_key_file))
         try:
             self._server_checks(triton)
             info = self._model_checks(triton)
@@ -247,7 +248,7 @@ class Verifier:
     def _model_checks(self, triton: Triton) -> ModelInfo:
         opts = self.opts
         t = time.monotonic()
-        index = triton.call(triton.http.get_model_repository_index)
+        index = triton.call(lambda: triton.http.get_model_repository_index(headers=triton.headers))
         known = {str(m.get("name")): m for m in index}
         if opts.model not in known:
             have = ", ".join(sorted(known)) or "none"
@@ -268,7 +269,9 @@ class Verifier:
             entry = next(
                 (
                     m
-                    for m in triton.call(triton.http.get_model_repository_index)
+                    for m in triton.call(
+                        lambda: triton.http.get_model_repository_index(headers=triton.headers)
+                    )
                     if m.get("name") == opts.model
                 ),
                 {},
@@ -627,15 +630,19 @@ class Verifier:
             shared_memory=opts.perf_shared_memory,
             async_mode=opts.perf_async,
             max_threads=opts.perf_threads,
+            # perf_analyzer reads server-side statistics (a restricted API) with the same headers.
+            headers=tuple(headers_for(opts.perf_protocol, read_api_key(opts.api_key_file)).items()),
         )
         install = find_perf_analyzer()
-        budget = timeout_for(cfg)
+        longer = longer_window(cfg)
+        budget = timeout_for(cfg) + (timeout_for(longer) if longer else 0.0)
         self.scrape("before_perf")
         with console.status(
-            f"perf_analyzer concurrency {cfg.concurrency}, batch {cfg.batch_size} (≤ {budget:.0f}s)"
+            f"perf_analyzer concurrency {cfg.concurrency}, batch {cfg.batch_size} "
+            f"(≤ {budget:.0f}s with one retry)"
         ):
             try:
-                self.perf = run_perf(install.binary, cfg, install.env(), timeout_s=budget)
+                self.perf = run_sweep(install.binary, cfg, install.env())
             except DltkError as exc:
                 self.perf_failed = True
                 self.add(Check("perf_analyzer", FAIL, str(exc)), t)

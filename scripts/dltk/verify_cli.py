@@ -84,6 +84,8 @@ def options_from_args(args: argparse.Namespace) -> VerifyOptions:
         manifest=Path(args.manifest) if args.manifest else None,
         synthetic_batch=args.synthetic_batch,
         gpus=args.gpus,
+        host=args.host,
+        api_key_file=Path(args.api_key_file) if args.api_key_file else None,
     )
 
 
@@ -238,6 +240,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="N",
         help="fail when more than N requests fail during the perf sweep (needs --metrics-url)",
+    )
+    p.add_argument(
+        "--host",
+        help="the deployment host to name in the report (the role passes inventory_hostname; "
+        "default: the name of the machine the verifier runs on)",
+    )
+    p.add_argument(
+        "--api-key-file",
+        metavar="FILE",
+        help="file holding the deployment's API key: sent on Triton's restricted APIs "
+        "(repository index, and perf_analyzer's statistics via -H, redacted in the report)",
     )
     p.add_argument(
         "--report",

@@ -214,6 +214,10 @@ class VerifyOptions:
     manifest: Path | None = None
     synthetic_batch: int | None = None  # rows of generated inputs (None: manifest opt or 8)
     gpus: int = 0
+    # The deployment host named in the report (Ansible's inventory_hostname); None: this machine.
+    host: str | None = None
+    # File with the deployment's API key (restricted APIs: repository index, statistics).
+    api_key_file: Path | None = None
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -345,17 +349,43 @@ def perf_shapes(spec: TensorSpec, sample_shape: tuple[int, ...], batched: bool) 
 
 
 def perf_check(result: PerfResult) -> Check:
+    """perf_analyzer measured every level asked for, each with a positive throughput.
+
+    A sweep with fewer levels than asked fails (perf_analyzer can stop early and exit 0); the
+    detail says whether the levels were measured on the first run or on the one retry with a
+    longer window (perf.run_sweep).
+    """
     rows = result.rows
-    ok = bool(rows) and all(r.throughput > 0 for r in rows)
+    asked = result.config.concurrency.levels
+    missing = result.missing_levels
+    ok = bool(rows) and not missing and all(r.throughput > 0 for r in rows)
     best = max(rows, key=lambda r: r.throughput) if rows else None
+    measured = (
+        f"{len(rows)} of {len(asked)} levels, concurrency {result.config.concurrency}, batch "
+        f"{result.config.batch_size}"
+    )
+    if missing:
+        measured += f" (missing concurrency {', '.join(map(str, missing))})"
     detail = (
-        f"{len(rows)} levels, concurrency {result.config.concurrency}, batch "
-        f"{result.config.batch_size}: best {best.throughput:.0f} infer/s at concurrency "
+        f"{measured}: best {best.throughput:.0f} infer/s at concurrency "
         f"{best.concurrency} (p99 {best.p99_ms:.2f} ms), {result.elapsed_s:.1f}s"
         if best
-        else "no rows"
+        else f"{measured}: no rows"
     )
-    return Check("perf_analyzer", PASS if ok else FAIL, detail, {"rows": len(rows)})
+    window = f"{result.config.measurement_interval_ms} ms window"
+    if result.retries:
+        detail += f"; retried once with a {window} after the first run {result.retries[0]}"
+    else:
+        detail += f"; first run, {window}"
+    data = {
+        "rows": len(rows),
+        "levels_asked": asked,
+        "levels_missing": missing,
+        "measurement_interval_ms": result.config.measurement_interval_ms,
+        "retried": bool(result.retries),
+        "retry_reasons": list(result.retries),
+    }
+    return Check("perf_analyzer", PASS if ok else FAIL, detail, data)
 
 
 def overall_exit_code(checks: Sequence[Check]) -> int:

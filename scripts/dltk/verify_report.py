@@ -47,7 +47,8 @@ def build_report(
 ) -> dict[str, Any]:
     return {
         "tool": f"dltk verify {__version__}",
-        "host": platform.node(),
+        "host": opts.host or platform.node(),
+        "verifier_node": platform.node(),
         "started_at": started_at,
         "finished_at": utc_now(),
         "passed": overall_exit_code(checks) == 0,
@@ -70,6 +71,11 @@ def build_report(
             "batch_size": perf.config.batch_size,
             "protocol": perf.config.protocol,
             "shared_memory": perf.config.shared_memory,
+            "measurement_interval_ms": perf.config.measurement_interval_ms,
+            "levels_asked": perf.config.concurrency.levels,
+            "levels_missing": perf.missing_levels,
+            "retried": bool(perf.retries),
+            "retry_reasons": list(perf.retries),
             "rows": [asdict(r) for r in perf.rows],
         },
         "metrics": {k: v.summary() for k, v in (metrics or {}).items()},
@@ -137,7 +143,7 @@ def markdown_report(report: dict[str, Any], png_name: str | None) -> str:
     server = report.get("server") or {}
     status = "all checks passed" if report.get("passed") else "**FAILED**"
     lines = [
-        f"# dltk verify: {report['model']} on {report['url']}",
+        f"# dltk verify: {report['model']} on {report.get('host', '?')} ({report['url']})",
         "",
         f"triton {server.get('version', '?')}, {report.get('started_at', '?')}: {status}",
         "",
@@ -165,6 +171,15 @@ def markdown_report(report: dict[str, Any], png_name: str | None) -> str:
                 f"{r['p99_ms']:.2f} | {_ms(r.get('server_queue_ms'))} | "
                 f"{_ms(r.get('server_compute_infer_ms'))} |"
             )
+        if perf.get("levels_missing"):
+            missing = ", ".join(map(str, perf["levels_missing"]))
+            lines += ["", f"**Not measured: concurrency {missing}** (the check fails)."]
+        if perf.get("retried"):
+            lines += [
+                "",
+                f"Retried once with a {perf['measurement_interval_ms']} ms window: the first "
+                f"run {perf['retry_reasons'][0]}.",
+            ]
         lines += ["", f"`{perf['command']}`"]
     if png_name:
         lines += ["", f"![throughput vs latency]({png_name})"]

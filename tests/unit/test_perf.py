@@ -23,10 +23,12 @@ from dltk.perf import (
     best_row,
     build_command,
     last_error_line,
+    longer_window,
     parse_concurrency_range,
     parse_csv,
     parse_shape,
     run_perf,
+    run_sweep,
     timeout_for,
 )
 
@@ -248,3 +250,87 @@ def test_best_row_within_a_latency_budget() -> None:
     assert best_row(rows, max_p99_ms=5.0).concurrency == 3
     assert best_row(rows, max_p99_ms=1.0) is None
     assert best_row([]) is None
+
+
+# A sweep that measured fewer levels than asked: retried once with a longer window, never passed.
+
+ONE_LEVEL_CSV = "\n".join(HTTP_CSV.read_text().strip().splitlines()[:2]) + "\n"
+
+
+def fake_runner_sequence(*outcomes: tuple[str, int, str]):
+    """Test double: the n-th perf_analyzer call writes outcomes[n] = (csv, exit code, output)."""
+    calls: list[list[str]] = []
+
+    def fake_run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        csv_text, code, output = outcomes[len(calls)]
+        calls.append(cmd)
+        if csv_text:
+            Path(cmd[cmd.index("-f") + 1]).write_text(csv_text)
+        return subprocess.CompletedProcess(cmd, code, output, "")
+
+    return fake_run, calls
+
+
+def _interval(cmd: list[str]) -> int:
+    return int(cmd[cmd.index("-p") + 1])
+
+
+def test_run_sweep_complete_first_run_is_not_retried() -> None:
+    cfg = PerfConfig(model="m", url="127.0.0.1:8000", concurrency=ConcurrencyRange(1, 3))
+    runner, calls = fake_runner_sequence((HTTP_CSV.read_text(), 0, ""))
+    result = run_sweep(Path("pa"), cfg, {}, runner=runner)
+    assert len(calls) == 1 and result.retries == () and result.missing_levels == []
+
+
+def test_run_sweep_with_missing_levels_is_retried_once_with_a_longer_window() -> None:
+    """perf_analyzer exited 0 with 1 of 3 levels (as seen on the sandbox): one retry, 3x window."""
+    cfg = PerfConfig(model="m", url="127.0.0.1:8000", concurrency=ConcurrencyRange(1, 3))
+    runner, calls = fake_runner_sequence((ONE_LEVEL_CSV, 0, ""), (HTTP_CSV.read_text(), 0, ""))
+    result = run_sweep(Path("pa"), cfg, {}, runner=runner)
+    assert [_interval(c) for c in calls] == [1000, 3000]
+    assert result.missing_levels == [] and len(result.rows) == 3
+    assert result.config.measurement_interval_ms == 3000
+    assert "measured 1 of 3 levels (missing concurrency 2, 3)" in result.retries[0]
+
+
+def test_run_sweep_still_missing_after_the_retry_keeps_the_gap() -> None:
+    cfg = PerfConfig(model="m", url="127.0.0.1:8000", concurrency=ConcurrencyRange(1, 3))
+    runner, calls = fake_runner_sequence((ONE_LEVEL_CSV, 0, ""), (ONE_LEVEL_CSV, 0, ""))
+    result = run_sweep(Path("pa"), cfg, {}, runner=runner)
+    assert len(calls) == 2  # bounded: one retry only
+    assert result.missing_levels == [2, 3] and result.retries
+
+
+def test_run_sweep_retries_an_unstable_measurement_failure() -> None:
+    cfg = PerfConfig(model="m", url="127.0.0.1:8000", concurrency=ConcurrencyRange(1, 3))
+    unstable = ("", 1, "Failed to obtain stable measurement within 5 measurement windows\n")
+    runner, calls = fake_runner_sequence(unstable, (HTTP_CSV.read_text(), 0, ""))
+    result = run_sweep(Path("pa"), cfg, {}, runner=runner)
+    assert [_interval(c) for c in calls] == [1000, 3000]
+    assert "stable measurement" in result.retries[0]
+
+
+def test_run_sweep_failing_twice_names_both_runs() -> None:
+    cfg = PerfConfig(model="m", url="127.0.0.1:8000")
+    unstable = ("", 1, "Please use a larger time window.\n")
+    runner, calls = fake_runner_sequence(unstable, unstable)
+    with pytest.raises(
+        DltkError, match=r"first run .*larger time window.*retried once with a 3000"
+    ):
+        run_sweep(Path("pa"), cfg, {}, runner=runner)
+    assert len(calls) == 2
+
+
+def test_run_sweep_does_not_retry_other_failures() -> None:
+    cfg = PerfConfig(model="m", url="127.0.0.1:8000")
+    runner, calls = fake_runner_sequence(("", 1, "error: failed to get model metadata\n"))
+    with pytest.raises(DltkError, match="model metadata"):
+        run_sweep(Path("pa"), cfg, {}, runner=runner)
+    assert len(calls) == 1
+
+
+def test_longer_window_triples_up_to_the_cap() -> None:
+    cfg = PerfConfig(model="m", url="u", measurement_interval_ms=40_000)
+    assert longer_window(PerfConfig(model="m", url="u")).measurement_interval_ms == 3000
+    assert longer_window(cfg).measurement_interval_ms == 60_000
+    assert longer_window(PerfConfig(model="m", url="u", measurement_interval_ms=60_000)) is None

@@ -170,11 +170,18 @@ def test_bad_input_probe_ok_needs_all_three() -> None:
     assert not BadInputProbe((1, 2), True, "400", "x", True, False).ok
 
 
-def _perf_result(throughputs: list[float]) -> PerfResult:
+def _perf_result(
+    throughputs: list[float], asked: int = 0, retries: tuple[str, ...] = ()
+) -> PerfResult:
     rows = [PerfRow(i + 1, t, 1.0, 2.0, 3.0, 4.0) for i, t in enumerate(throughputs)]
-    cfg = PerfConfig(model="mnist", url="127.0.0.1:8000", concurrency=ConcurrencyRange(1, 2))
+    end = asked or max(len(throughputs), 1)
+    cfg = PerfConfig(model="mnist", url="127.0.0.1:8000", concurrency=ConcurrencyRange(1, end))
     return PerfResult(
-        config=cfg, command=["perf_analyzer", "-m", "mnist"], rows=rows, elapsed_s=2.5
+        config=cfg,
+        command=["perf_analyzer", "-m", "mnist"],
+        rows=rows,
+        elapsed_s=2.5,
+        retries=retries,
     )
 
 
@@ -183,6 +190,24 @@ def test_perf_check() -> None:
     assert ok.result == PASS and "best 180 infer/s at concurrency 2" in ok.detail
     assert perf_check(_perf_result([100.0, 0.0])).result == FAIL
     assert perf_check(_perf_result([])).result == FAIL
+
+
+def test_perf_check_fails_a_sweep_with_fewer_levels_than_asked() -> None:
+    """`make demo` passed with 1 of 4 levels measured ("1 levels, concurrency 1:4:1")."""
+    partial = perf_check(_perf_result([6000.0], asked=4))
+    assert partial.result == FAIL
+    assert "1 of 4 levels" in partial.detail and "missing concurrency 2, 3, 4" in partial.detail
+    assert partial.data["levels_missing"] == [2, 3, 4]
+
+
+def test_perf_check_says_whether_the_levels_came_from_a_retry() -> None:
+    first = perf_check(_perf_result([100.0, 180.0]))
+    assert "first run, 1000 ms window" in first.detail and first.data["retried"] is False
+    retried = perf_check(_perf_result([100.0, 180.0], retries=("measured 1 of 2 levels",)))
+    assert retried.result == PASS and retried.data["retried"] is True
+    assert "retried once with a 1000 ms window after the first run measured 1 of 2" in (
+        retried.detail
+    )
 
 
 def test_report_is_json_with_checks_perf_and_timestamps(tmp_path: Path) -> None:
@@ -209,6 +234,21 @@ def test_report_is_json_with_checks_perf_and_timestamps(tmp_path: Path) -> None:
     assert data["perf"]["rows"][0]["throughput"] == 100.0
     assert data["started_at"] <= data["finished_at"]
     assert data["tolerance"]["atol"] == DEFAULT_ATOL
+
+
+def test_report_names_the_deployment_host_and_the_missing_levels(tmp_path: Path) -> None:
+    """The role passes inventory_hostname; before, `host` was the verifier container's id."""
+    opts = VerifyOptions(url="tritonserver:8000", model="mnist", host="gpu-01")
+    retried = _perf_result([100.0], asked=3, retries=("measured 1 of 3 levels",))
+    report = build_report(opts, [], "2026-01-01T00:00:00+00:00", {}, None, retried)
+    assert report["host"] == "gpu-01"
+    assert report["perf"]["levels_asked"] == [1, 2, 3]
+    assert report["perf"]["levels_missing"] == [2, 3]
+    assert report["perf"]["retried"] is True
+    write_report(tmp_path / "r.json", report, plot=False)
+    md = (tmp_path / "r.md").read_text()
+    assert "mnist on gpu-01" in md and "Not measured: concurrency 2, 3" in md
+    assert "Retried once with a 1000 ms window" in md
 
 
 def test_checks_table_lists_every_check() -> None:
@@ -259,9 +299,22 @@ def _args(**over: object) -> argparse.Namespace:
         synthetic_batch=None,
         tolerance=None,
         gpus=0,
+        host=None,
+        api_key_file=None,
     )
     base.update(over)
     return argparse.Namespace(**base)
+
+
+def test_host_option_reaches_the_options() -> None:
+    from dltk.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["verify", "--url", "t:8000", "--model", "m", "--host", "gpu-01"]
+    )
+    assert options_from_args(args).host == "gpu-01"
+    plain = build_parser().parse_args(["verify", "--url", "t:8000", "--model", "m"])
+    assert options_from_args(plain).host is None
 
 
 def test_options_from_args() -> None:
