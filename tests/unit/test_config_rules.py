@@ -1,0 +1,58 @@
+"""config.pbtxt rendering: one test per rule, each named and worded after the rule it pins.
+
+These were survivors of mutation testing (issue 14): changing the rule in config.py made no
+test fail. The rendered text is read back with Triton's own ModelConfig protobuf.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from dltk.config import render_config, render_tensorrt_config
+from dltk.manifest import BatchRange, ModelSpec, TensorSpec
+from dltk.manifest_options import Warmup
+
+# A text model: `ids` has a variable length (-1), `scale` a fixed shape.
+TEXT = ModelSpec(
+    name="ranker",
+    onnx=Path("ranker.onnx"),
+    batch=BatchRange(1, 8, 8),
+    runtimes=("onnxruntime", "tensorrt"),
+    inputs=(TensorSpec("ids", "INT64", (-1,)), TensorSpec("scale", "FLOAT", (4,))),
+    outputs=(TensorSpec("scores", "FLOAT", (1,)),),
+    warmup=Warmup(batch_size=2, data="random", count=3, dims=(("ids", (16,)),)),
+)
+
+
+def warmup_dims(text: str) -> dict[str, list[int]]:
+    config = model_config_pb2.ModelConfig()
+    text_format.Parse(text, config)
+    (warm,) = config.model_warmup
+    return {name: list(value.dims) for name, value in warm.inputs.items()}
+
+
+def test_warmup_dims_from_the_manifest_replace_the_variable_dims() -> None:
+    """Rule: warmup `dims` given for an input are the dims of its warmup sample (Triton cannot
+    warm up a -1 dim); inputs without an override keep their own fixed dims."""
+    assert warmup_dims(render_config(TEXT, "onnxruntime")) == {"ids": [16], "scale": [4]}, (
+        "warmup dims must come from the manifest's override for ids and from the model for scale"
+    )
+
+
+def test_warmup_dims_override_reaches_the_tensorrt_config_too() -> None:
+    """Rule: the same warmup override applies to every deployment of the model (TensorRT
+    engines included)."""
+    text = render_tensorrt_config(TEXT, "tf32", ("8.6",))
+    assert warmup_dims(text) == {"ids": [16], "scale": [4]}
+
+
+def test_warmup_sample_name_batch_and_count_come_from_the_manifest() -> None:
+    """Rule: the warmup sample is named `<data>_batch_<batch_size>` and repeats `count` times."""
+    config = model_config_pb2.ModelConfig()
+    text_format.Parse(render_config(TEXT, "onnxruntime"), config)
+    (warm,) = config.model_warmup
+    assert (warm.name, warm.batch_size, warm.count) == ("random_batch_2", 2, 3)
+    assert all(value.random_data for value in warm.inputs.values())

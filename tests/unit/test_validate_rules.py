@@ -1,0 +1,151 @@
+"""`dltk validate`: one test per value rule, each named and worded after the rule it pins.
+
+These were survivors of mutation testing (issue 14): changing the rule in validate.py made no
+test fail. Each test gives a config on each side of the rule's edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dltk.validate import validate_repo
+
+# mnist's interface, batched: input [B,1,28,28] -> logits [B,10] (conftest's build_tiny_onnx).
+CONFIG = """\
+name: "mnist"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [ {{ name: "input" data_type: TYPE_FP32 dims: [ {input_dims} ] }} ]
+output [ {{ name: "logits" data_type: TYPE_FP32 dims: [ 10 ] }} ]
+{extra}
+"""
+
+
+def config(input_dims: str = "1, 28, 28", extra: str = "") -> str:
+    return CONFIG.format(input_dims=input_dims, extra=extra)
+
+
+Repo = Callable[..., list[str]]
+
+
+@pytest.fixture
+def problems(tmp_path: Path, build_onnx: Callable[..., Path]) -> Repo:
+    """problems(text, versions={1: {}}) -> validate_repo's messages for one model "mnist".
+
+    `versions` maps a version number to build_onnx keyword arguments for its model.onnx.
+    """
+
+    def run(text: str, versions: dict[int, dict[str, object]] | None = None) -> list[str]:
+        repo = tmp_path / "repo"
+        model = repo / "mnist"
+        model.mkdir(parents=True)
+        (model / "config.pbtxt").write_text(text)
+        for version, kwargs in (versions or {1: {}}).items():
+            build_onnx(model / str(version) / "model.onnx", **kwargs)
+        return [p.message for p in validate_repo(repo)]
+
+    return run
+
+
+def test_preferred_batch_size_may_equal_max_batch_size(problems: Repo) -> None:
+    """Rule: preferred_batch_size must be in 1..max_batch_size, both ends included."""
+    assert problems(config(extra="dynamic_batching { preferred_batch_size: [ 1, 64 ] }")) == [], (
+        "preferred_batch_size 1 and 64 (= max_batch_size) are valid"
+    )
+
+
+def test_preferred_batch_size_above_max_or_zero_is_refused(problems: Repo) -> None:
+    """Rule: a preferred size of 0 or of max_batch_size + 1 is outside 1..max_batch_size."""
+    found = problems(config(extra="dynamic_batching { preferred_batch_size: [ 0, 65 ] }"))
+    assert found == [
+        "preferred_batch_size 0 is outside 1..max_batch_size (64)",
+        "preferred_batch_size 65 is outside 1..max_batch_size (64)",
+    ]
+
+
+def test_variable_dim_in_the_config_matches_any_onnx_size(problems: Repo) -> None:
+    """Rule: -1 (variable) in the config's dims matches whatever size the ONNX graph has."""
+    assert problems(config(input_dims="1, -1, 28")) == [], "-1 matches the graph's 28"
+
+
+def test_variable_dim_in_the_onnx_matches_any_config_size(
+    problems: Repo, tmp_path: Path, build_onnx: Callable[..., Path]
+) -> None:
+    """Rule: a variable ONNX dim (-1) matches the config's fixed size; only rank and fixed sizes
+    are compared."""
+    # A graph whose input is [B, 1, 28, 28] but with a symbolic H: dims become [-1, 1, -1, 28].
+    import onnx
+
+    text = config(input_dims="1, 28, 28")
+    assert problems(text) == []
+    onnx_file = tmp_path / "repo" / "mnist" / "1" / "model.onnx"
+    model = onnx.load(str(onnx_file))
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "height"
+    onnx.save(model, str(onnx_file))
+    assert [p.message for p in validate_repo(tmp_path / "repo")] == [], (
+        "the graph's variable height matches the config's 28"
+    )
+
+
+def test_fixed_dims_still_must_match_next_to_a_variable_one(problems: Repo) -> None:
+    """Rule: -1 is a wildcard for its own position only; the other dims are still compared."""
+    assert problems(config(input_dims="1, -1, 27")) == [
+        "input 'input' dims [1, -1, 27] do not match model.onnx's [1, 28, 28] (without the "
+        "batch dim)"
+    ]
+
+
+def test_the_newest_version_onnx_is_compared(problems: Repo) -> None:
+    """Rule: Triton serves the newest version by default, so the config is compared with the
+    model.onnx of the highest-numbered version directory (10 beats 9: numbers, not text)."""
+    old_name = {"input_name": "old_input"}
+    assert problems(config(), versions={9: old_name, 10: {}}) == [], (
+        "version 10 (newest) matches the config; version 9's different input is not compared"
+    )
+
+
+def test_an_older_version_is_not_what_is_compared(tmp_path: Path, problems: Repo) -> None:
+    """Rule (the other side): a mismatch in the newest version is reported even when an older
+    version matches."""
+    found = problems(config(), versions={1: {}, 2: {"input_name": "new_input"}})
+    assert found == [
+        "input 'input' is not an input of {} (it has: new_input)".format(
+            tmp_path / "repo" / "mnist" / "2" / "model.onnx"
+        )
+    ]
+
+
+TRT = """\
+name: "mnist_trt_fp16"
+platform: "tensorrt_plan"
+max_batch_size: 64
+input [ { name: "input" data_type: TYPE_FP32 dims: [ 1, 28, 28 ] } ]
+output [ { name: "logits" data_type: TYPE_FP32 dims: [ 10 ] } ]
+cc_model_filenames { key: "8.6" value: "FILE" }
+"""
+
+
+@pytest.mark.parametrize("filename", ["sub/model.plan", ".model.plan", ""])
+def test_cc_model_filename_must_be_a_plain_file_name(tmp_path: Path, filename: str) -> None:
+    """Rule: a cc_model_filenames value is a file name in the version directory: not empty, no
+    `/` (no sub-directory or escape), not hidden."""
+    model = tmp_path / "repo" / "mnist_trt_fp16"
+    (model / "1").mkdir(parents=True)
+    (model / "1" / "model.plan").write_bytes(b"x")
+    (model / "config.pbtxt").write_text(TRT.replace("FILE", filename))
+    messages = [p.message for p in validate_repo(tmp_path / "repo")]
+    assert (
+        f"cc_model_filenames['8.6'] = {filename!r} must be a file name in the version directory"
+        in messages
+    )
+
+
+def test_cc_model_filename_plain_name_is_accepted(tmp_path: Path) -> None:
+    model = tmp_path / "repo" / "mnist_trt_fp16"
+    (model / "1").mkdir(parents=True)
+    (model / "1" / "model.sm86.plan").write_bytes(b"x")
+    (model / "config.pbtxt").write_text(TRT.replace("FILE", "model.sm86.plan"))
+    assert validate_repo(tmp_path / "repo") == []
