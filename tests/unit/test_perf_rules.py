@@ -98,3 +98,148 @@ def test_batch_size_1_is_the_smallest(tmp_path: Path) -> None:
     assert check(tmp_path, batch_size=1)[check(tmp_path).index("-b") + 1] == "1"
     with pytest.raises(DltkError, match="batch size 0 must be >= 1"):
         check(tmp_path, batch_size=0)
+
+
+def test_command_is_exactly_perf_analyzers_argv(tmp_path: Path) -> None:
+    """Rule: time-window measurement and the verbose CSV (server-side latency columns) are
+    always asked for; options come in this order, shapes sorted by input name."""
+    cfg = PerfConfig(
+        model="m",
+        url="127.0.0.1:8001",
+        protocol="grpc",
+        shapes={"b": (2,), "a": (1, 3)},
+        stability_percentage=12.5,
+        async_mode=True,
+    )
+    assert build_command("pa", cfg, tmp_path / "x.csv") == [
+        *("pa", "-m", "m", "-u", "127.0.0.1:8001", "-i", "grpc", "-b", "1"),
+        *("--concurrency-range", "1:1:1", "--measurement-mode", "time_windows"),
+        *("-p", "1000", "--max-trials", "5", "-s", "12.5", "-f", str(tmp_path / "x.csv")),
+        *("--verbose-csv", "--shape", "a:1,3", "--shape", "b:2", "--async"),
+    ]
+
+
+def test_stability_percentage_must_be_positive(tmp_path: Path) -> None:
+    """Rule: any stability percentage > 0 is accepted (0.5 % included); 0 is refused."""
+    cmd = check(tmp_path, stability_percentage=0.5)
+    assert cmd[cmd.index("-s") + 1] == "0.5"
+    with pytest.raises(DltkError) as exc:
+        check(tmp_path, stability_percentage=0)
+    assert str(exc.value) == "stability percentage must be > 0"
+
+
+def test_unknown_protocol_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(DltkError) as exc:
+        check(tmp_path, protocol="udp")
+    assert str(exc.value) == "protocol 'udp' is not one of http, grpc"
+
+
+def test_timeout_is_budget_and_a_half_plus_5_s_per_level_plus_30_s() -> None:
+    """Rule: perf_analyzer is killed after 1.5 x its measuring budget (levels x trials x
+    interval), plus 5 s per concurrency level for connecting and warming up, plus 30 s."""
+    from dltk.perf import ConcurrencyRange, timeout_for
+
+    cfg = PerfConfig(model="m", url="u", concurrency=ConcurrencyRange(1, 4), max_trials=4)
+    assert cfg.time_budget_s == 16.0
+    assert timeout_for(cfg) == 16.0 * 1.5 + 5.0 * 4 + 30.0
+
+
+def test_a_range_with_step_lists_start_then_each_step_up_to_end() -> None:
+    """Rule: 'START:END:STEP' and 'N' (one level) both parse; 'N' is N:N:1."""
+    assert str(parse_concurrency_range("3")) == "3:3:1"
+    assert str(parse_concurrency_range("2:8:3")) == "2:8:3"
+    assert parse_concurrency_range("2:8:3").levels == [2, 5, 8]
+    with pytest.raises(DltkError) as exc:
+        parse_concurrency_range("0:2")
+    assert str(exc.value) == (
+        "concurrency range '0:2' must satisfy 1 <= START <= END <= 64 and STEP >= 1"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("gpu_0/data:0:1,3,224,224", ("gpu_0/data:0", (1, 3, 224, 224))),
+        ("input:28", ("input", (28,))),
+    ],
+)
+def test_shape_splits_at_the_last_colon(text: str, expected: tuple) -> None:
+    """Rule: tensor names may contain ':' (ONNX zoo names like gpu_0/data:0), so NAME:DIMS
+    splits at the last colon."""
+    from dltk.perf import parse_shape
+
+    assert parse_shape(text) == expected
+
+
+@pytest.mark.parametrize("text", [":1,2", "input:", "input:a", "input:0", "input"])
+def test_bad_shape_names_the_option(text: str) -> None:
+    """Rule: a shape needs a name and positive integer dims; the error names the option."""
+    from dltk.perf import parse_shape
+
+    with pytest.raises(DltkError) as exc:
+        parse_shape(text, "--input")
+    assert str(exc.value) == (
+        f"--input {text!r} is not NAME:D1,D2,... with positive dims, e.g. input:1,28,28"
+    )
+    with pytest.raises(DltkError, match=r"^shape "):
+        parse_shape(text)
+
+
+@pytest.mark.parametrize(
+    "output, line",
+    [
+        ("starting\nERROR: no model\nbye\n", "ERROR: no model"),
+        ("a\nFailed to connect\nb\n", "Failed to connect"),
+        ("a\nThread [0] had error: x\nb\n", "Thread [0] had error: x"),
+        ("a\nclient error: timeout\nb\n", "client error: timeout"),
+        ("first\nlast\n\n", "last"),
+        ("  \n", "(no output)"),
+    ],
+)
+def test_last_error_line_prefers_the_last_error_else_the_last_line(output: str, line: str) -> None:
+    """Rule: the newest line that starts with error/failed/thread [ (any case) or contains
+    'error:' explains a failure; without one, the last non-blank line does."""
+    from dltk.perf import last_error_line
+
+    assert last_error_line(output) == line
+
+
+CSV = "Concurrency,Inferences/Second,p50 latency,p90 latency,p95 latency,p99 latency\n"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "perf CSV is empty: perf_analyzer measured nothing"),
+        (CSV, "perf CSV has a header but no rows: perf_analyzer measured nothing"),
+        (
+            "Concurrency,Inferences/Second\n1,2\n",
+            "perf CSV lacks columns p50 latency, p90 latency, p95 latency, p99 latency; is it a "
+            "concurrency run of perf_analyzer -f?",
+        ),
+        (
+            CSV + "1,10,1,2,3,4\n2,x,1,2,3,4\n",
+            "perf CSV line 3: column 'Inferences/Second' is not a number: 'x'",
+        ),
+        # A short row (no p99 cell): one line, not a TypeError from PerfRow (issue 14 defect).
+        (CSV + "1,10,1,2,3\n", "perf CSV line 2: column 'p99 latency' is not a number: ''"),
+    ],
+)
+def test_bad_csv_is_one_exact_line(text: str, message: str) -> None:
+    """Rule: a CSV perf_analyzer could not have meant is refused in one line that names the
+    line (the header is line 1) and the column."""
+    from dltk.perf import parse_csv
+
+    with pytest.raises(DltkError) as exc:
+        parse_csv(text)
+    assert str(exc.value) == message
+
+
+def test_csv_cells_are_stripped_and_blank_optional_columns_are_absent() -> None:
+    """Rule: spaces around names and values are ignored; an empty latency cell is no value."""
+    from dltk.perf import parse_csv
+
+    (row,) = parse_csv(
+        CSV.replace(",", ", ").rstrip("\n") + ", Avg latency\n1, 10, 1000, 2, 3, 4,\n"
+    )
+    assert (row.concurrency, row.throughput, row.p50_ms, row.avg_ms) == (1, 10.0, 1.0, None)
