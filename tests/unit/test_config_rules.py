@@ -56,3 +56,31 @@ def test_warmup_sample_name_batch_and_count_come_from_the_manifest() -> None:
     (warm,) = config.model_warmup
     assert (warm.name, warm.batch_size, warm.count) == ("random_batch_2", 2, 3)
     assert all(value.random_data for value in warm.inputs.values())
+
+
+def test_tensorrt_config_refusals_name_the_model_and_what_it_has() -> None:
+    """Rule: a precision the model has no engine for lists its precisions; an empty list of
+    compute capabilities is refused (no plan file to name)."""
+    import pytest
+
+    from dltk.errors import DltkError
+
+    with pytest.raises(DltkError) as exc:
+        render_tensorrt_config(TEXT, "fp16", ("8.6",))
+    assert str(exc.value) == "model 'ranker' has no fp16 engine; its precisions: tf32"
+    with pytest.raises(DltkError) as exc:
+        render_tensorrt_config(TEXT, "tf32", ())
+    assert str(exc.value) == "model 'ranker' tf32: no compute capability to render"
+
+
+def test_manifest_lookup_of_an_unknown_model_lists_the_known_ones() -> None:
+    """Rule: asking for a model the manifest lacks names every model it has, comma-separated."""
+    import pytest
+
+    from dltk.errors import DltkError
+    from dltk.manifest import Manifest
+
+    manifest = Manifest(Path("m.yml"), (TEXT, TEXT.__class__(**{**TEXT.__dict__, "name": "b"})))
+    with pytest.raises(DltkError) as exc:
+        manifest.model("x")
+    assert str(exc.value) == "m.yml: no model named 'x'; the manifest has: ranker, b"

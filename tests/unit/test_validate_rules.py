@@ -149,3 +149,59 @@ def test_cc_model_filename_plain_name_is_accepted(tmp_path: Path) -> None:
     (model / "1" / "model.sm86.plan").write_bytes(b"x")
     (model / "config.pbtxt").write_text(TRT.replace("FILE", "model.sm86.plan"))
     assert validate_repo(tmp_path / "repo") == []
+
+
+@pytest.mark.parametrize(
+    "platform, backend",
+    [("onnxruntime_onnx", "onnxruntime"), ("tensorrt_plan", "tensorrt"), ("python", "python")],
+)
+def test_platform_and_backend_may_both_name_the_same_runtime(
+    tmp_path: Path, platform: str, backend: str
+) -> None:
+    """Rule: platform onnxruntime_onnx is backend onnxruntime and tensorrt_plan is tensorrt;
+    setting both is fine when they agree."""
+    model = tmp_path / "repo" / "m"
+    (model / "1").mkdir(parents=True)
+    text = f'name: "m"\nplatform: "{platform}"\nbackend: "{backend}"\n'
+    (model / "config.pbtxt").write_text(text)
+    assert not [p for p in validate_repo(tmp_path / "repo") if "disagree" in p.message]
+
+
+def test_platform_and_backend_that_disagree_are_reported_at_the_backend(tmp_path: Path) -> None:
+    """Rule: platform and backend naming different runtimes is a problem, placed at backend."""
+    model = tmp_path / "repo" / "m"
+    (model / "1").mkdir(parents=True)
+    (model / "1" / "model.plan").write_bytes(b"x")
+    text = 'name: "m"\nplatform: "tensorrt_plan"\nbackend: "onnxruntime"\n'
+    (model / "config.pbtxt").write_text(text)
+    assert [str(p) for p in validate_repo(tmp_path / "repo")] == [
+        f"{model / 'config.pbtxt'}:3:1: platform 'tensorrt_plan' and backend 'onnxruntime' "
+        "disagree; set one of them",
+        f"{model / '1'}: missing model.onnx (required by 'onnxruntime'); re-render the repository",
+    ]
+
+
+def test_a_parse_error_keeps_protobufs_message_without_the_quoted_line(tmp_path: Path) -> None:
+    """Rule: a schema error is FILE:LINE:COL: protobuf's message, without protobuf's copy of
+    the offending line; a ' : ' inside the message itself is kept."""
+    model = tmp_path / "repo" / "m"
+    model.mkdir(parents=True)
+    (model / "config.pbtxt").write_text('name: "m"\nplatform: "x"\nbogus : 1\n')
+    (problem,) = validate_repo(tmp_path / "repo")
+    assert (problem.line, problem.column) == (3, 1)
+    assert problem.message == 'Message type "inference.ModelConfig" has no field named "bogus".'
+
+
+def test_a_problem_of_an_unwritten_field_is_placed_at_its_nearest_written_parent(
+    tmp_path: Path,
+) -> None:
+    """Rule: a problem is placed at its field, else at the nearest enclosing field written in
+    the file, else it has no position."""
+    model = tmp_path / "repo" / "mnist"
+    (model / "1").mkdir(parents=True)
+    (model / "1" / "model.onnx").write_bytes(b"x")
+    # The output has no data_type line: the problem is placed at the output's opening brace.
+    text = config().replace("data_type: TYPE_FP32 dims: [ 10 ]", "dims: [ 10 ]")
+    (model / "config.pbtxt").write_text(text)
+    found = [p for p in validate_repo(tmp_path / "repo") if "needs a data_type" in p.message]
+    assert [(p.line, p.column) for p in found] == [(5, 10)]
