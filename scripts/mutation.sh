@@ -4,6 +4,8 @@
 #   scripts/mutation.sh                 mutate the modules in MUTATION_MODULES (default below)
 #   MUTATION_MODULES="perf metrics" scripts/mutation.sh
 #   MUTATION_MIN_SCORE=90               exit 1 when the score is below this (percent)
+#   scripts/mutation.sh --retest        run only the last run's survivors again, with the tests
+#                                       as they are now (after adding tests for survivors)
 # mutmut 3 imports the mutated code from mutants/{.,src,source}; the package lives in scripts/, so
 # the run happens in a staging copy, build/mutation/, laid out as src/dltk + tests/unit.
 # tests/unit/test_export.py is left out: it trains a model (20 s of the suite's 25 s) to test
@@ -20,6 +22,22 @@ log() { printf '[mutation] %s\n' "$*"; }
 
 command -v mutmut >/dev/null || { log "mutmut not found: run 'make venv' (dev extras)"; exit 1; }
 
+if [ "${1:-}" = "--retest" ]; then
+  test -f "$STAGE/mutants/mutmut-cicd-stats.json" || { log "no previous run in $STAGE"; exit 1; }
+  diff -rq -x __pycache__ scripts/dltk "$STAGE/src/dltk" >/dev/null \
+    || { log "scripts/dltk changed since the last run: run scripts/mutation.sh in full"; exit 1; }
+  rm -rf "$STAGE/tests/unit" && cp -r tests/unit "$STAGE/tests/unit"
+  find "$STAGE/tests" -name __pycache__ -prune -exec rm -rf {} +
+  mapfile -t again < <(cd "$STAGE" && mutmut results | sed -n 's/^ *\([^:]*\): .*/\1/p')
+  log "retesting ${#again[@]} survivor(s) with the current tests"
+  start=$(date +%s)
+  (cd "$STAGE" && mutmut run --max-children "${MUTATION_JOBS:-$(nproc)}" "${again[@]}") | tail -n 5
+  (cd "$STAGE" && mutmut export-cicd-stats >/dev/null)
+  log "took $(($(date +%s) - start)) s"
+  MODULES=""
+fi
+
+if [ -n "$MODULES" ]; then
 rm -rf "$STAGE"
 mkdir -p "$STAGE/src" "$STAGE/tests"
 cp -r scripts/dltk "$STAGE/src/dltk"
@@ -50,6 +68,7 @@ start=$(date +%s)
 (cd "$STAGE" && mutmut run --max-children "${MUTATION_JOBS:-$(nproc)}") | tail -n 5
 (cd "$STAGE" && mutmut export-cicd-stats >/dev/null)
 log "took $(($(date +%s) - start)) s"
+fi
 
 python3 - "$STAGE" "$MIN_SCORE" <<'PY'
 import json, subprocess, sys

@@ -192,7 +192,9 @@ def test_bad_shape_names_the_option(text: str) -> None:
         ("a\nFailed to connect\nb\n", "Failed to connect"),
         ("a\nThread [0] had error: x\nb\n", "Thread [0] had error: x"),
         ("a\nclient error: timeout\nb\n", "client error: timeout"),
-        ("first\nlast\n\n", "last"),
+        ("Error while loading\nb\n", "Error while loading"),
+        ("thread [1] stopped\nb\n", "thread [1] stopped"),
+        ("first\nsecond\nlast\n\n", "last"),
         ("  \n", "(no output)"),
     ],
 )
@@ -222,6 +224,7 @@ CSV = "Concurrency,Inferences/Second,p50 latency,p90 latency,p95 latency,p99 lat
             "perf CSV line 3: column 'Inferences/Second' is not a number: 'x'",
         ),
         # A short row (no p99 cell): one line, not a TypeError from PerfRow (issue 14 defect).
+        (CSV + "x,10,1,2,3,4\n", "perf CSV line 2: column 'Concurrency' is not a number: 'x'"),
         (CSV + "1,10,1,2,3\n", "perf CSV line 2: column 'p99 latency' is not a number: ''"),
     ],
 )
@@ -243,3 +246,42 @@ def test_csv_cells_are_stripped_and_blank_optional_columns_are_absent() -> None:
         CSV.replace(",", ", ").rstrip("\n") + ", Avg latency\n1, 10, 1000, 2, 3, 4,\n"
     )
     assert (row.concurrency, row.throughput, row.p50_ms, row.avg_ms) == (1, 10.0, 1.0, None)
+
+
+def test_run_perf_returns_its_config_command_csv_and_a_measured_time() -> None:
+    """Rule: the result carries the config and argv it ran, the CSV exactly as written and the
+    wall time of the run (between 0 and the time the call took)."""
+    import subprocess
+    import time
+
+    from dltk.perf import run_perf
+
+    text = CSV + "2,10,1000,2000,3000,4000\n"
+
+    def fake_run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        """Test double of subprocess.run: writes the CSV perf_analyzer would."""
+        Path(cmd[cmd.index("-f") + 1]).write_text(text)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    cfg = PerfConfig(model="m", url="127.0.0.1:8000")
+    before = time.monotonic()
+    result = run_perf(Path("pa"), cfg, {}, timeout_s=60, runner=fake_run)
+    took = time.monotonic() - before
+    assert result.config == cfg and result.command[:3] == ["pa", "-m", "m"]
+    assert result.csv == text and result.rows[0].p99_ms == 4.0
+    assert 0 <= result.elapsed_s <= took
+
+
+def test_run_perf_without_a_csv_says_so_with_the_error_line() -> None:
+    """Rule: exit 0 without the CSV is one line: no CSV, and perf_analyzer's error line."""
+    import subprocess
+
+    from dltk.perf import run_perf
+
+    def fake_run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        """Test double of subprocess.run: succeeds without writing the CSV."""
+        return subprocess.CompletedProcess(cmd, 0, "warming up\nerror: no data\n", "")
+
+    with pytest.raises(DltkError) as exc:
+        run_perf(Path("pa"), PerfConfig(model="m", url="u"), {}, timeout_s=60, runner=fake_run)
+    assert str(exc.value) == "perf_analyzer wrote no CSV: error: no data"
