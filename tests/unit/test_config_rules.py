@@ -84,3 +84,52 @@ def test_manifest_lookup_of_an_unknown_model_lists_the_known_ones() -> None:
     with pytest.raises(DltkError) as exc:
         manifest.model("x")
     assert str(exc.value) == "m.yml: no model named 'x'; the manifest has: ranker, b"
+
+
+def test_pipeline_config_carries_softmax_off_and_batches_only_a_batching_model() -> None:
+    """Rule: softmax: false reaches the BLS model as "false"; a fixed-batch model's pipeline has
+    no dynamic batching even when asked (Triton needs max_batch_size > 0 for it)."""
+    import json
+
+    from dltk.config import Target, render_pipeline_config
+    from dltk.manifest import DynamicBatching
+    from dltk.manifest_options import PipelineSpec
+
+    model = ModelSpec(
+        name="mnist",
+        onnx=Path("mnist.onnx"),
+        batch=BatchRange(0, 0, 0),
+        runtimes=("onnxruntime",),
+        inputs=(TensorSpec("input", "FLOAT", (1, 1, 28, 28)),),
+        outputs=(TensorSpec("logits", "FLOAT", (1, 10)),),
+    )
+    pipeline = PipelineSpec("d", "mnist", softmax=False, dynamic_batching=DynamicBatching(5))
+    config = model_config_pb2.ModelConfig()
+    text = render_pipeline_config(pipeline, model, (Target("mnist", "TYPE_FP32"),))
+    text_format.Parse(text, config)
+    assert config.parameters["softmax"].string_value == "false"
+    assert not config.HasField("dynamic_batching")
+    assert [list(o.dims) for o in config.output] == [[1, 1], [1, 10], [1, 1]]
+    assert json.loads(config.parameters["targets"].string_value) == [
+        {"model": "mnist", "data_type": "TYPE_FP32"}
+    ]
+
+
+def test_pipeline_of_an_undeployed_model_and_tensorrt_via_render_config_are_refused() -> None:
+    """Rule: a pipeline needs a deployed target; render_config refuses `tensorrt` and says which
+    function renders engines."""
+    import pytest
+
+    from dltk.config import render_pipeline_config
+    from dltk.errors import DltkError
+    from dltk.manifest_options import PipelineSpec
+
+    with pytest.raises(DltkError) as exc:
+        render_pipeline_config(PipelineSpec("d", "ranker"), TEXT, ())
+    assert str(exc.value) == "pipeline 'd': model 'ranker' is not deployed"
+    with pytest.raises(DltkError) as exc:
+        render_config(TEXT, "tensorrt")
+    assert str(exc.value) == (
+        "unknown runtime 'tensorrt'; known runtimes: onnxruntime, python-onnxruntime; TensorRT "
+        "engines render with render_tensorrt_config"
+    )

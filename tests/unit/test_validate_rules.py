@@ -205,3 +205,40 @@ def test_a_problem_of_an_unwritten_field_is_placed_at_its_nearest_written_parent
     (model / "config.pbtxt").write_text(text)
     found = [p for p in validate_repo(tmp_path / "repo") if "needs a data_type" in p.message]
     assert [(p.line, p.column) for p in found] == [(5, 10)]
+
+
+def test_every_model_is_checked_even_after_an_unreadable_or_missing_config(
+    tmp_path: Path,
+) -> None:
+    """Rule: every problem of every model is reported: a config that is not UTF-8 or a missing
+    config does not stop the check of the models after it; files and hidden directories at the
+    repository's top are not models."""
+    repo = tmp_path / "repo"
+    (repo / "a").mkdir(parents=True)
+    (repo / "a" / "config.pbtxt").write_bytes(b"name: \xff\n")
+    (repo / "b").mkdir()
+    (repo / "c").mkdir()
+    (repo / ".git").mkdir()
+    (repo / "README").write_text("not a model")
+    found = [str(p) for p in validate_repo(repo)]
+    assert len(found) == 3, found
+    assert found[0].startswith(f"{repo / 'a' / 'config.pbtxt'}: cannot read: 'utf-8' codec")
+    assert found[1:] == [
+        f"{repo / 'b'}: no config.pbtxt; every model needs one",
+        f"{repo / 'c'}: no config.pbtxt; every model needs one",
+    ]
+
+
+def test_unplaced_engines_list_every_plan_of_the_missing_model(tmp_path: Path) -> None:
+    """Rule: engines listed for a model the repository lacks are named, all plans, sorted."""
+    from dltk.repo_plan import EngineRef
+
+    model = tmp_path / "repo" / "m"
+    (model / "1").mkdir(parents=True)
+    (model / "config.pbtxt").write_text('name: "m"\nbackend: "python"\n')
+    (model / "1" / "model.py").write_text("")
+    engines = [EngineRef("x", "fp16", "9.0"), EngineRef("x", "fp16", "8.6")]
+    assert [p.message for p in validate_repo(tmp_path / "repo", engines)] == [
+        "the engine list has model.sm86.plan, model.sm90.plan for x_trt_fp16, which is not in "
+        "the repository; render it with the same --engines"
+    ]
