@@ -23,7 +23,7 @@ log() { printf '[mutation] %s\n' "$*"; }
 command -v mutmut >/dev/null || { log "mutmut not found: run 'make venv' (dev extras)"; exit 1; }
 
 if [ "${1:-}" = "--retest" ]; then
-  test -f "$STAGE/mutants/mutmut-cicd-stats.json" || { log "no previous run in $STAGE"; exit 1; }
+  test -d "$STAGE/mutants" || { log "no previous run in $STAGE"; exit 1; }
   diff -rq -x __pycache__ scripts/dltk "$STAGE/src/dltk" >/dev/null \
     || { log "scripts/dltk changed since the last run: run scripts/mutation.sh in full"; exit 1; }
   rm -rf "$STAGE/tests/unit" && cp -r tests/unit "$STAGE/tests/unit"
