@@ -10,7 +10,7 @@ BIN       := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help deps engine images venv demo bench profile demo-down test lint unit integration molecule clean
+.PHONY: help deps engine images venv demo bench profile demo-down test lint unit mutation integration molecule clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ lint: venv ## ansible-lint (production), yamllint, ruff, syntax-check
 
 unit: venv ## pytest unit tests (no server, no docker)
 	pytest -q tests/unit
+
+mutation: venv ## mutmut over the dltk logic modules with the unit suite: score and survivors (not in `make test`: ~40 min on 2 cores)
+	scripts/mutation.sh
 
 integration: venv ## pytest against a real tritonserver and perf_analyzer
 	pytest -q tests/integration

@@ -29,9 +29,9 @@ from dltk.apt_repo import (
     build_spec_repo,
     deb_control,
     export_key,
-    new_key,
     packages_entry,
     run,
+    throwaway_key,
     write_release,
 )
 from dltk.errors import DltkError
@@ -255,19 +255,18 @@ def run_build(args: argparse.Namespace) -> int:
             "no packages given: pass --package/--packages-file or --with-recommends(-file)"
         )
     suites_for(args.release)
+    specs = [_load_spec(spec_file) for spec_file in args.standin_spec]
     debs = download(args.image, args.release, packages, recommends, args.cache_dir)
     out, home = args.out, args.gnupghome
     out.mkdir(parents=True, exist_ok=True)
-    new_key(home)
-    counts = build_mirror(debs, args.release, args.arch, out, home)
-    export_key(home, out / "dltk-mirror.asc")
+    with throwaway_key(home):
+        counts = build_mirror(debs, args.release, args.arch, out, home)
+        export_key(home, out / "dltk-mirror.asc")
+        standins = [build_spec_repo(spec, out, home) for spec in specs]
     Console(width=100).print(summary_table(args.release, counts))
     print(f"written to {out}/debian ({args.release}-updates, -security: empty suites)")
-    for spec_file in args.standin_spec:
-        print(
-            build_spec_repo(_load_spec(spec_file), out, home)
-            + " (labeled test doubles, not vendor packages)"
-        )
+    for line in standins:
+        print(line + " (labeled test doubles, not vendor packages)")
     print(
         f"signed by a throwaway key: {out / 'dltk-mirror.asc'} (install it where Signed-By points)"
     )
@@ -276,8 +275,9 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_spec(args: argparse.Namespace) -> int:
     spec = _load_spec(args.spec)
-    new_key(args.gnupghome)
-    print(build_spec_repo(spec, args.out, args.gnupghome) + ", signed by a throwaway key")
+    with throwaway_key(args.gnupghome):
+        built = build_spec_repo(spec, args.out, args.gnupghome)
+    print(built + ", signed by a throwaway key")
     return 0
 
 

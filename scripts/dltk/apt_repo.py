@@ -11,6 +11,8 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,29 @@ def new_key(home: Path) -> None:
     home.mkdir(mode=0o700, parents=True)
     uid = "DLTK throwaway apt repository key <mirror@dltk.invalid>"
     _gpg(home, "--quick-gen-key", uid, "ed25519", "sign", KEY_LIFETIME)
+
+
+def stop_agent(home: Path) -> None:
+    """Stop the gpg-agent that gpg started for `home` (no-op when none runs).
+
+    gpg starts a gpg-agent daemon per home directory on its first key operation and leaves it
+    running after gpg exits; a throwaway key needs none once the repository is signed.
+    """
+    argv = ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"]
+    try:
+        subprocess.run(argv, capture_output=True, check=False)
+    except FileNotFoundError:  # gpgconf ships with gpg; without it no agent was started
+        pass
+
+
+@contextmanager
+def throwaway_key(home: Path) -> Iterator[Path]:
+    """`new_key(home)` for the `with` block; its gpg-agent is stopped when the block ends."""
+    try:
+        new_key(home)
+        yield home
+    finally:
+        stop_agent(home)
 
 
 def export_key(home: Path, dest: Path) -> None:

@@ -260,7 +260,7 @@ def parse_csv(text: str) -> list[PerfRow]:
         latencies = {
             name: _number(record, column, line) / US_PER_MS
             for column, name in LATENCY_COLUMNS.items()
-            if record.get(column, "") != ""
+            if column in REQUIRED_COLUMNS or record.get(column, "") != ""
         }
         rows.append(
             PerfRow(

@@ -21,7 +21,7 @@ from dltk.apt_mirror import (
     main,
     suites_for,
 )
-from dltk.apt_repo import Suite, build_spec_repo, new_key, packages_entry, release_text
+from dltk.apt_repo import Suite, build_spec_repo, packages_entry, release_text, throwaway_key
 from dltk.errors import DltkError
 
 
@@ -112,23 +112,23 @@ def test_spec_repo_is_signed_and_labeled(tmp_path: Path) -> None:
     spec = {"layout": "flat", "path": "flat", "arch": "amd64", "key_path": "flat/key.asc"}
     spec["packages"] = [_standin("tool")]
     home = tmp_path / "gnupg"
-    new_key(home)
-    assert "1 STAND-IN package(s)" in build_spec_repo(spec, tmp_path / "out", home)
-    repo = tmp_path / "out" / "flat"
-    assert "Description: tool STAND-IN for tests" in (repo / "Packages").read_text()
-    assert "Label: STAND-IN test repository" in (repo / "Release").read_text()
-    gpg = ["gpg", "--homedir", str(home), "--verify", str(repo / "InRelease")]
-    assert subprocess.run(gpg, capture_output=True, check=False).returncode == 0
+    with throwaway_key(home):
+        assert "1 STAND-IN package(s)" in build_spec_repo(spec, tmp_path / "out", home)
+        repo = tmp_path / "out" / "flat"
+        assert "Description: tool STAND-IN for tests" in (repo / "Packages").read_text()
+        assert "Label: STAND-IN test repository" in (repo / "Release").read_text()
+        gpg = ["gpg", "--homedir", str(home), "--verify", str(repo / "InRelease")]
+        assert subprocess.run(gpg, capture_output=True, check=False).returncode == 0
 
 
 def test_mirror_puts_debs_in_their_component(tmp_path: Path) -> None:
     home = tmp_path / "gnupg"
-    new_key(home)
     spec = {"layout": "flat", "path": "debs", "arch": "amd64", "key_path": "k.asc"}
     spec["packages"] = [_standin("one"), _standin("two")]
-    build_spec_repo(spec, tmp_path, home)
-    debs = sorted((tmp_path / "debs").glob("*.deb"))
-    counts = build_mirror(debs, "bookworm", "amd64", tmp_path / "out", home)
+    with throwaway_key(home):
+        build_spec_repo(spec, tmp_path, home)
+        debs = sorted((tmp_path / "debs").glob("*.deb"))
+        counts = build_mirror(debs, "bookworm", "amd64", tmp_path / "out", home)
     assert {c: n for c, (n, _) in counts.items()} == {
         "main": 2,
         "contrib": 0,
