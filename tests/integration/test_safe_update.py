@@ -122,6 +122,9 @@ class Deployment:
             "triton_server_load_via": "control_node",
             "triton_server_http_port": self.port,
             "triton_server_model_repo_dir": str(self.host_repo),
+            # `dltk serve` here restricts no API, so the loads carry no key (molecule default
+            # tests the restricted server and its key).
+            "triton_server_restricted_apis": [],
         }
         (self.base / "vars.json").write_text(json.dumps(variables))
         env = {
