@@ -10,7 +10,7 @@ BIN       := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help deps engine images venv demo bench profile demo-down test lint unit mutation integration molecule clean
+.PHONY: help deps engine images venv demo bench profile demo-down test lint unit mutation integration molecule gpu-sim clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -75,6 +75,11 @@ molecule: images ## molecule scenarios: default (whole deploy.yml on a sandbox h
 	molecule test -s mirror
 	molecule test -s dltk_image
 	molecule test -s trt_engines
+
+# The simulated 8x H100 + 4 NVSwitch host (molecule/gpu_sim). Out of `make test` until its verify
+# step (fixed after the last full run: the repository index now needs the deployment's key) has
+# passed in a full run; converge and idempotence passed there (~10 min).
+gpu-sim: images ## deploy.yml end to end on the simulated HGX H100 host (STAND-IN GPU tools)
 	molecule test -s gpu_sim
 
 test: lint unit integration molecule ## everything CI runs
