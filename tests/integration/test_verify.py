@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from dltk.serve import BackgroundServer, background_server
 from dltk.verify_records import DEFAULT_ATOL
+from unit.onnx_builders import two_input_model
 
 from .support import MANIFEST, MODEL, READY_TIMEOUT_S, Artifacts, require_ok, run_dltk
 
@@ -253,35 +254,6 @@ def test_verify_the_pipeline_fails_against_a_wrong_reference(
     )
     assert verified.checks["outputs vs onnxruntime"]["result"] == "FAIL"
     assert verified.checks["http inference"]["result"] == "PASS"
-
-
-def two_input_model(path: Path, factor: float = 1.0) -> Path:
-    """x float [N, 3] and k int64 [N, 1] -> scaled = factor * x * k [N, 3], total = sum(x)."""
-    graph = helper.make_graph(
-        [
-            helper.make_node("Cast", ["k"], ["kf"], to=TensorProto.FLOAT),
-            helper.make_node("Mul", ["x", "kf"], ["xk"]),
-            helper.make_node("Mul", ["xk", "factor"], ["scaled"]),
-            helper.make_node("ReduceSum", ["x", "axes"], ["total"], keepdims=1),
-        ],
-        "two_inputs",
-        [
-            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3]),
-            helper.make_tensor_value_info("k", TensorProto.INT64, ["N", 1]),
-        ],
-        [
-            helper.make_tensor_value_info("scaled", TensorProto.FLOAT, ["N", 3]),
-            helper.make_tensor_value_info("total", TensorProto.FLOAT, ["N", 1]),
-        ],
-        [
-            numpy_helper.from_array(np.array(factor, np.float32), "factor"),
-            numpy_helper.from_array(np.array([1], np.int64), "axes"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx_builders import two_input_model
 
 from dltk.errors import DltkError
 from dltk.perf import MAX_CONCURRENCY, MAX_LEVELS, ConcurrencyRange
@@ -270,33 +269,8 @@ def test_pipeline_probabilities_are_checked_against_softmax_of_the_reference() -
 # --- inputs: several per model, from samples or from the ONNX signature ----------------------
 
 
-def two_input_onnx(path: Path) -> Path:
-    """x float [N, 3] and k int64 [N, 1] -> scaled = x * k [N, 3], total = sum(x) [N, 1]."""
-    graph = helper.make_graph(
-        [
-            helper.make_node("Cast", ["k"], ["kf"], to=TensorProto.FLOAT),
-            helper.make_node("Mul", ["x", "kf"], ["scaled"]),
-            helper.make_node("ReduceSum", ["x", "axes"], ["total"], keepdims=1),
-        ],
-        "two_inputs",
-        [
-            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3]),
-            helper.make_tensor_value_info("k", TensorProto.INT64, ["N", 1]),
-        ],
-        [
-            helper.make_tensor_value_info("scaled", TensorProto.FLOAT, ["N", 3]),
-            helper.make_tensor_value_info("total", TensorProto.FLOAT, ["N", 1]),
-        ],
-        [helper.make_tensor("axes", TensorProto.INT64, [1], [1])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, path)
-    return path
-
-
 def test_inputs_generated_from_the_onnx_signature_with_the_manifest_batch(tmp_path: Path) -> None:
-    path = two_input_onnx(tmp_path / "two.onnx")
+    path = two_input_model(tmp_path / "two.onnx")
     signature = onnx_signature(path)
     assert [(n, d.name, dims) for n, d, dims in signature] == [
         ("x", "float32", (-1, 3)),
@@ -335,7 +309,7 @@ def test_samples_per_input_keyed_by_name(tmp_path: Path) -> None:
 
 
 def test_onnxruntime_reference_names_a_missing_input(tmp_path: Path) -> None:
-    path = two_input_onnx(tmp_path / "two.onnx")
+    path = two_input_model(tmp_path / "two.onnx")
     with pytest.raises(DltkError, match="needs input"):
         onnxruntime_outputs(path, {"x": np.zeros((1, 3), np.float32), "y": np.zeros(1)})
 
