@@ -65,16 +65,14 @@ mutation: venv ## mutmut over the dltk logic modules with the unit suite: score 
 integration: venv ## pytest against a real tritonserver and perf_analyzer
 	pytest -q tests/integration
 
+MOLECULE_SCENARIOS := default nvidia_driver nvidia_driver_bad_input nsight_systems docker_engine \
+  nvidia_container_toolkit mirror dltk_image trt_engines
+
 molecule: images ## molecule scenarios: default (whole deploy.yml on a sandbox host) and one per role
-	molecule test -s default
-	molecule test -s nvidia_driver
-	molecule test -s nvidia_driver_bad_input
-	molecule test -s nsight_systems
-	molecule test -s docker_engine
-	molecule test -s nvidia_container_toolkit
-	molecule test -s mirror
-	molecule test -s dltk_image
-	molecule test -s trt_engines
+	@for s in $(MOLECULE_SCENARIOS); do \
+	  start=$$(date +%s); echo "molecule test -s $$s"; molecule test -s $$s; \
+	  echo "[molecule] $$s passed in $$(( $$(date +%s) - start )) s"; \
+	done
 
 # The simulated 8x H100 + 4 NVSwitch host (molecule/gpu_sim). Out of `make test` until its verify
 # step (fixed after the last full run: the repository index now needs the deployment's key) has
