@@ -51,6 +51,7 @@ from dltk.repo_plan import (
     plan_model,
     plan_repo,
 )
+from dltk.repo_sync import add_verb as add_sync_verb
 from dltk.validate import validate_repo
 
 __all__ = ["BLS_MODEL", "PYTHON_MODEL", "VERSION", "add_model", "parse_runtimes", "render_repo"]
@@ -340,4 +341,5 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--force", action="store_true", help="replace an existing DIR/NAME")
     add.set_defaults(func=run_add)
     add_load_verb(verbs)  # `dltk repo load` (repo_load.py)
+    add_sync_verb(verbs)  # `dltk repo sync` (repo_sync.py)
     add_backends_verb(verbs)  # `dltk repo backends` (repo_backends.py)

@@ -43,9 +43,14 @@ class LoadResult:
     seconds: float
 
 
-def _post(url: str, timeout: float, key: str | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=b"{}", method="POST")
-    request.add_header("Content-Type", "application/json")
+def api_call(
+    url: str, timeout: float, key: str | None = None, method: str = "POST"
+) -> tuple[int, str]:
+    """One call of Triton's HTTP API (POST with an empty JSON body, or GET), the key header when
+    given; (status, body), an HTTP error status included. Unreachable: URLError / OSError."""
+    request = urllib.request.Request(url, data=b"{}" if method == "POST" else None, method=method)
+    if method == "POST":
+        request.add_header("Content-Type", "application/json")
     for name, value in http_headers(key).items():
         request.add_header(name, value)
     try:
@@ -98,7 +103,9 @@ def load_models(
         for name in names:
             started = time.monotonic()
             try:
-                status, body = _post(f"{base}/v2/repository/models/{name}/{action}", timeout, key)
+                status, body = api_call(
+                    f"{base}/v2/repository/models/{name}/{action}", timeout, key
+                )
             except (urllib.error.URLError, OSError) as exc:
                 raise DltkError(
                     f"cannot reach Triton's repository API at {base}: {exc}; is tritonserver "

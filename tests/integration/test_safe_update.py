@@ -11,8 +11,6 @@ back on disk.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
 import sys
@@ -31,14 +29,13 @@ from onnx import helper, numpy_helper
 
 from dltk.serve import BackgroundServer, background_server
 
-from .support import READY_TIMEOUT_S, REPO_ROOT, Artifacts, require_ok, run_dltk
+from .support import READY_TIMEOUT_S, Artifacts, require_ok, run_dltk, run_playbook
 
 pytestmark = pytest.mark.integration
 
 MAX_REQUESTS = 20000  # the client stops at whichever bound comes first
 MAX_SECONDS = 240.0
 PAUSE_S = 0.02  # between request pairs: steady traffic without starving the 2 cores
-PLAY_TIMEOUT_S = 300.0
 PLAYBOOK = """\
 - name: Deploy the model repository and load what changed
   hosts: all
@@ -105,20 +102,13 @@ class Deployment:
         return path
 
     def play(self, onnx_name: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        manifest = self.manifest(onnx_name)
-        inventory = self.base / "inventory.yml"
-        dltk = str(Path(sys.executable).parent / "dltk")
-        inventory.write_text(
-            "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
-            f"      ansible_python_interpreter: {sys.executable}\n"
-        )
         variables = {
-            "triton_model_repo_manifest": str(manifest),
+            "triton_model_repo_manifest": str(self.manifest(onnx_name)),
             "triton_model_repo_dir": str(self.host_repo),
             "triton_model_repo_stage_dir": str(self.base / "stage"),
             "triton_model_repo_runtimes": ["python-onnxruntime"],
             "triton_model_repo_instance_kind": "cpu",
-            "triton_model_repo_dltk": dltk,
+            "triton_model_repo_dltk": str(Path(sys.executable).parent / "dltk"),
             "triton_server_load_via": "control_node",
             "triton_server_http_port": self.port,
             "triton_server_model_repo_dir": str(self.host_repo),
@@ -126,21 +116,7 @@ class Deployment:
             # tests the restricted server and its key).
             "triton_server_restricted_apis": [],
         }
-        (self.base / "vars.json").write_text(json.dumps(variables))
-        env = {
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-            "ANSIBLE_ROLES_PATH": str(REPO_ROOT / "roles"),
-            "ANSIBLE_NOCOLOR": "1",
-            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-        }
-        playbook = self.base / "deploy.yml"
-        playbook.write_text(PLAYBOOK)
-        proc = subprocess.run(
-            [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-i",
-             str(inventory), "-e", f"@{self.base / 'vars.json'}", *extra],
-            capture_output=True, text=True, timeout=PLAY_TIMEOUT_S, env=env, cwd=REPO_ROOT,
-        )  # fmt: skip
+        proc = run_playbook(self.base, PLAYBOOK, variables, *extra)
         self.plays.append(proc.stdout + proc.stderr)
         return proc
 
