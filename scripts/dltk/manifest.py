@@ -31,6 +31,7 @@ from dltk.manifest_options import (
     parse_warmup,
 )
 from dltk.manifest_yaml import Context, check_keys, int_field, load_yaml, where
+from dltk.names import name_problem
 from dltk.onnx_graph import TensorSpec, read_onnx_tensors
 
 # Re-exported: the manifest's tensor and batching records.
@@ -186,10 +187,9 @@ def _parse_model(ctx: Context, entry: Any, index: int, base: Path) -> ModelSpec:
     what = f"models[{index}]"
     name = entry.get("name")
     if name is not None:
-        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-            raise ctx.error(
-                where(entry, "name"), f"{what}: name must be a directory name, got {name!r}"
-            )
+        problem = name_problem(name)
+        if problem:
+            raise ctx.error(where(entry, "name"), f"{what}: bad name: {problem}")
         what = f"model {name!r}"
     check_keys(ctx, entry, MODEL_KEYS, what)
     for key in REQUIRED_MODEL_KEYS:

@@ -21,6 +21,7 @@ from dltk.manifest_yaml import (
     mapping_field,
     where,
 )
+from dltk.names import name_problem
 
 PRECISIONS = ("tf32", "fp16")
 ORT_TRT_PRECISIONS = ("fp32", "fp16")
@@ -301,8 +302,9 @@ def parse_pipeline(
         raise ctx.error(None, f"pipelines[{index}] must be a mapping with name and model")
     what = f"pipelines[{index}]"
     name = entry.get("name")
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise ctx.error(where(entry), f"{what}: name must be a directory name, got {name!r}")
+    problem = name_problem(name)
+    if problem:
+        raise ctx.error(where(entry), f"{what}: bad name: {problem}")
     what = f"pipeline {name!r}"
     check_keys(ctx, entry, PIPELINE_KEYS, what)
     model = entry.get("model")

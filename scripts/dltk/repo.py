@@ -37,6 +37,7 @@ from dltk.manifest import (
     load_manifest,
     with_tensors,
 )
+from dltk.names import name_problem
 from dltk.repo_backends import add_verb as add_backends_verb
 from dltk.repo_load import add_verb as add_load_verb
 from dltk.repo_plan import (
@@ -224,8 +225,9 @@ def add_model(
     """Add one ONNX model to `repo` as `<repo>/<name>/` (no manifest)."""
     if runtime not in ONNX_RUNTIMES:
         raise DltkError(f"unknown runtime {runtime!r}; known runtimes: {', '.join(ONNX_RUNTIMES)}")
-    if not name or "/" in name or name.startswith("."):
-        raise DltkError(f"--name {name!r} is not a valid model directory name")
+    problem = name_problem(name)
+    if problem:
+        raise DltkError(f"bad --name: {problem}")
     if max_batch_size is not None and max_batch_size < 0:
         raise DltkError(f"--max-batch-size must be >= 0, got {max_batch_size}")
     target = repo / name

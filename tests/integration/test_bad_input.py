@@ -121,3 +121,28 @@ def test_serve_refuses_a_broken_config_and_starts_nothing(
     assert "tritonserver on http" not in proc.stdout + proc.stderr
     assert not any(port_is_open(p) for p in ports)
     assert not is_ready(f"127.0.0.1:{ports[0]}", timeout=1)
+
+
+def test_wrong_datatype_is_rejected_and_server_keeps_serving(
+    triton: BackgroundServer, artifacts: Artifacts
+) -> None:
+    inputs, _ = artifacts.load_samples()
+    bad = inputs[:2].astype(np.float64)  # the model takes FP32
+    http = httpclient.InferenceServerClient(triton.http_url, network_timeout=30)
+    grpc = grpcclient.InferenceServerClient(triton.grpc_url)
+    for client, module in ((http, httpclient), (grpc, grpcclient)):
+        inp = module.InferInput("input", list(bad.shape), "FP64")
+        inp.set_data_from_numpy(bad)
+        with pytest.raises(InferenceServerException) as err:
+            client.infer(MODEL, [inp])
+        assert (
+            "inference input 'input' data-type is 'FP64', but model 'mnist' expects 'FP32'"
+            in err.value.message()
+        )
+
+    assert http.is_server_ready() and http.is_model_ready(MODEL)
+    good = httpclient.InferInput("input", [2, 1, 28, 28], "FP32")
+    good.set_data_from_numpy(inputs[:2].astype(np.float32))
+    assert http.infer(MODEL, [good]).as_numpy("logits").shape == (2, 10)
+    http.close()
+    grpc.close()

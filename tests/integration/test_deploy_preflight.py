@@ -65,3 +65,36 @@ def test_missing_dltk_on_the_control_node_stops_before_any_host(tmp_path: Path) 
     assert "does not run on the control node" in result.stdout
     assert "UNREACHABLE" not in result.stdout
     assert "Gathering Facts" not in result.stdout
+
+
+def _unreachable_host_inventory(tmp_path: Path) -> Path:
+    """A host no engine has (a connection attempt would fail locally, never on the network)."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n    dltk-no-such-host:\n"
+        "      ansible_connection: community.docker.docker\n"
+    )
+    return inventory
+
+
+def test_unknown_ngc_release_stops_before_any_host(tmp_path: Path) -> None:
+    inventory = _unreachable_host_inventory(tmp_path)
+    result = run_playbook("-i", str(inventory), "-e", "dltk_ngc_release=99.99")
+    assert result.returncode != 0
+    assert (
+        "NGC release 99.99 is not in dltk's release table (known: 24.10, 25.08); add it to "
+        "scripts/dltk/release.py" in result.stdout
+    )
+    assert "Nothing was changed on any host" in result.stdout
+    assert "UNREACHABLE" not in result.stdout
+    assert "Gathering Facts" not in result.stdout
+
+
+def test_unquoted_ngc_release_is_explained(tmp_path: Path) -> None:
+    """`dltk_ngc_release: 24.10` unquoted in YAML is the number 24.1."""
+    inventory = _unreachable_host_inventory(tmp_path)
+    result = run_playbook("-i", str(inventory), "-e", '{"dltk_ngc_release": 24.10}')
+    assert result.returncode != 0
+    assert "NGC release '24.1' must look like 24.10 (YY.MM)" in result.stdout
+    assert "an unquoted 24.10 is the number 24.1" in " ".join(result.stdout.split())
+    assert "Gathering Facts" not in result.stdout

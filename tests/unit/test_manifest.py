@@ -297,7 +297,9 @@ BAD = {
     ),
     "bad name": (
         lambda m: m.replace("name: mnist", "name: ../mnist"),
-        "2:5: models[0]: name must be a directory name, got '../mnist'",
+        "2:5: models[0]: bad name: use ASCII letters, digits, '_', '.' or '-' (not first: '.' "
+        "or '-'), at most 128 characters: it is a directory, a URL path segment and a "
+        "command-line argument; got '../mnist'",
     ),
     "empty models": (lambda m: "models: []\n", "1:1: `models:` must be a non-empty list"),
     "invalid yaml": (

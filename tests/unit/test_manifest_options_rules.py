@@ -177,15 +177,15 @@ REFUSED = {
     ),
     "pipeline no name": (
         BASE + "pipelines:\n  - {model: mnist}\n",
-        ":7:5: pipelines[0]: name must be a directory name, got None",
+        ":7:5: pipelines[0]: bad name: use ASCII letters, digits, '_', '.' or '-' (not first: '.' or '-'), at most 128 characters: it is a directory, a URL path segment and a command-line argument; got None",
     ),
     "pipeline slash name": (
         BASE + "pipelines:\n  - {name: a/b, model: mnist}\n",
-        ":7:5: pipelines[0]: name must be a directory name, got 'a/b'",
+        ":7:5: pipelines[0]: bad name: use ASCII letters, digits, '_', '.' or '-' (not first: '.' or '-'), at most 128 characters: it is a directory, a URL path segment and a command-line argument; got 'a/b'",
     ),
     "pipeline dot name": (
         BASE + "pipelines:\n  - {name: .a, model: mnist}\n",
-        ":7:5: pipelines[0]: name must be a directory name, got '.a'",
+        ":7:5: pipelines[0]: bad name: use ASCII letters, digits, '_', '.' or '-' (not first: '.' or '-'), at most 128 characters: it is a directory, a URL path segment and a command-line argument; got '.a'",
     ),
     "pipeline unknown key": (
         BASE + "pipelines:\n  - {name: d, model: mnist, scale: 2}\n",

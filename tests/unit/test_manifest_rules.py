@@ -82,11 +82,20 @@ def test_distinct_runtimes_are_accepted() -> None:
     assert model.runtimes == ("onnxruntime", "python-onnxruntime")
 
 
-@pytest.mark.parametrize("name", ["a/b", ".hidden", "''"])
+@pytest.mark.parametrize(
+    "name", ["a/b", ".hidden", "''", "'my model'", "mnïst", "-x", '"a\\n"', "a" * 129]
+)
 def test_model_name_must_be_a_directory_name(name: str) -> None:
-    """Rule: a model name is its directory's name in the repository: not empty, no `/`, not
-    hidden."""
-    assert "name must be a directory name" in error(manifest(**{"name": name}))
+    """Rule: a model name is its directory's name in the repository, a URL path segment and a
+    command-line argument: ASCII letters, digits, `_`, `.`, `-`, not starting with `.` or `-`,
+    at most 128 characters."""
+    assert "models[0]: bad name: use ASCII letters" in error(manifest(**{"name": name}))
+
+
+@pytest.mark.parametrize("name", ["mnist_trt_fp16", "resnet-50.v2", "_x", "'9'", "a" * 128])
+def test_model_names_within_the_rule_are_accepted(name: str) -> None:
+    (model,) = parse(manifest(**{"name": name})).models
+    assert model.name == name.strip("'")
 
 
 def test_a_runtime_given_as_one_string_is_a_list_of_one() -> None:
