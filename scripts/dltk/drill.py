@@ -38,6 +38,7 @@ from dltk.drill_report import (
     markdown_table,
     recovery_seconds,
     replace_section,
+    rows_from_json,
 )
 from dltk.errors import DltkError
 
@@ -46,6 +47,17 @@ ENGINE = "engine"
 DEFAULT_HTTP_PORT = 8000
 SETTLE_S = 2.0  # load after a drill returns: failures right after "recovered" are counted too
 WARMUP_REQUESTS = 3
+
+USAGE = """\
+Run: `make drill` (every drill, the engine restart included; rewrites this section), `make
+drill-short` (kill, corrupt ONNX, port taken; prints the rows), or `dltk drill [NAMES] --inventory
+inventory/drill.yml --host dltk-drill-1 [--setup] [--teardown] [--json F] [--markdown F]`. The
+drill host dltk-drill-1 is a sandbox host of its own (ports 18100-18102), so drills never touch the
+`make demo` host; `--setup` mounts its data directory on a size-limited tmpfs (for the disk drill),
+starts it and deploys; `--teardown` removes it. Drills: kill, host, rm, onnx, noload, port, disk,
+engine (only with `--restart-engine`: it restarts the machine's docker engine, and only one that
+scripts/ensure-docker.sh started, not a systemd-managed one).
+"""
 
 METHOD = """\
 Time to recover: from the fault to the first successful request after the last failed one
@@ -139,12 +151,26 @@ def _print_row(row: DrillRow) -> None:
 
 
 def markdown_body(rows: list[DrillRow], skipped: list[str], header: list[str]) -> str:
-    lines = [*header, "", METHOD, markdown_table(rows)]
+    lines = [*header, "", USAGE, METHOD, markdown_table(rows)]
     lines += [f"- {reason}" for reason in skipped]
     return "\n".join(lines)
 
 
+def write_saved(args: argparse.Namespace) -> int:
+    """--rows: the table from rows earlier runs saved with --json (no drill runs)."""
+    rows = [row for path in args.rows for row in rows_from_json(Path(path).read_text())]
+    for row in rows:
+        _print_row(row)
+    if args.markdown:
+        header = [f"Produced by `{args.command_line or 'dltk drill --rows ...'}`."]
+        path = Path(args.markdown)
+        path.write_text(replace_section(path.read_text(), markdown_body(rows, [], header)))
+    return 0 if all(r.passed for r in rows) else 1
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.rows:
+        return write_saved(args)
     started = time.monotonic()
     root = Path.cwd()
     inventory = Path(args.inventory)
@@ -242,5 +268,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-seconds", type=float, default=900.0, help="load bound per drill")
     parser.add_argument("--json", help="write the rows as JSON")
     parser.add_argument("--markdown", help="write the table into this file's '## Fault drills'")
+    parser.add_argument(
+        "--rows", nargs="+", help="write the table from JSON files of earlier runs (no drills)"
+    )
     parser.add_argument("--command-line", help="the command to name in the markdown (make drill)")
     parser.set_defaults(func=run)

@@ -98,6 +98,11 @@ def as_json(rows: Sequence[DrillRow]) -> str:
     return json.dumps([asdict(r) for r in rows], indent=2)
 
 
+def rows_from_json(text: str) -> list[DrillRow]:
+    """The rows `as_json` wrote (pure)."""
+    return [DrillRow(**item) for item in json.loads(text)]
+
+
 def replace_section(document: str, body: str) -> str:
     """`document` with the text under `## Fault drills` (up to the next `## `) set to `body`."""
     lines = document.splitlines(keepends=True)

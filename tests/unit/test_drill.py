@@ -16,12 +16,14 @@ from dltk.drill_manifest import big_variant, broken_variant, corrupt_copy, overr
 from dltk.drill_report import (
     DrillRow,
     Request,
+    as_json,
     count,
     files_lost,
     markdown_table,
     play_failure,
     recovery_seconds,
     replace_section,
+    rows_from_json,
 )
 from dltk.errors import DltkError
 
@@ -86,6 +88,11 @@ def test_markdown_table_has_one_row_per_drill_with_its_figures() -> None:
         == "| kill | tritonserver killed | 4.50 | 120 | 37 | nothing | restarted \\| twice |"
     )
     assert table[3] == "| rm | container removed | not recovered | 50 | 50 | not READY: mnist |  |"
+
+
+def test_rows_survive_a_json_round_trip() -> None:
+    rows = [DrillRow("kill", "f", 1.5, 10, 2, ["x"], ["y"]), DrillRow("rm", "g", None, 3, 3)]
+    assert rows_from_json(as_json(rows)) == rows
 
 
 DOC = """\
