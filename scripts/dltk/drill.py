@@ -183,13 +183,15 @@ def run(args: argparse.Namespace) -> int:
     )
     work = root / "build" / "drill"
     work.mkdir(parents=True, exist_ok=True)
-    host = DrillHost(root, inventory.resolve(), args.host, port, work)
+    host = DrillHost(
+        root, inventory.resolve(), args.host, port, work, playbooks=tuple(args.playbooks)
+    )
     names, skipped = select(args.names, args.restart_engine)
     header = []
     if args.setup:
         print(f"[drill] {mount_data_dir(host, args.tmpfs_size)}", flush=True)
         sandbox(host, "up")
-        play = deploy(host, *DRILL_PLAY_VARS)
+        play = deploy(host, *DRILL_PLAY_VARS, playbooks=["deploy.yml"])
         print(f"[drill] first deploy.yml rc={play.rc} in {play.seconds:.0f} s", flush=True)
         if play.rc != 0:
             raise DltkError(
@@ -255,6 +257,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--host", default="dltk-drill-1", help="the drill host (a sandbox host)")
     parser.add_argument("--http-port", type=int, help="published HTTP port (default: inventory)")
+    parser.add_argument(
+        "--playbooks",
+        nargs="+",
+        default=["deploy.yml"],
+        help="what drills re-run (default deploy.yml; playbooks/serve.yml: its serve stage)",
+    )
     parser.add_argument("--setup", action="store_true", help="mount its data dir, start it, deploy")
     parser.add_argument("--teardown", action="store_true", help="remove the drill host afterwards")
     parser.add_argument(

@@ -48,6 +48,10 @@ class Fault:
     notes: list[str] = field(default_factory=list)
 
 
+def _books(host: DrillHost) -> str:
+    return " ".join(host.playbooks)
+
+
 def _ready(host: DrillHost) -> bool:
     return not models_not_ready(host)
 
@@ -91,13 +95,13 @@ def tritonserver_killed(host: DrillHost) -> Fault:
 
 
 def container_removed(host: DrillHost) -> Fault:
-    """`docker rm -f` of the tritonserver container, then a re-run of deploy.yml."""
+    """`docker rm -f` of the tritonserver container, then a re-run of deploy.yml (or its stage)."""
     fault = Fault(time.monotonic())
     removed = docker("rm", "-f", host.container)
     if removed.returncode != 0:
         raise DltkError(f"docker rm -f {host.container} failed: {removed.stderr.strip()}")
     play = deploy(host, *DRILL_PLAY_VARS)
-    fault.notes.append(f"deploy.yml re-run rc={play.rc} in {play.seconds:.0f} s")
+    fault.notes.append(f"{_books(host)} re-run rc={play.rc} in {play.seconds:.0f} s")
     if play.rc != 0:
         fault.notes.append(f"re-run failed: {play.failure()}")
     _wait_models(host, fault, "the re-run")
@@ -180,9 +184,9 @@ def _rollout(host: DrillHost, onnx: Path, label: str) -> Fault:
     before = repo_snapshot(host.repo_dir)
     fault = Fault(time.monotonic())
     play = deploy(host, "-e", f"triton_model_repo_manifest={manifest}", *DRILL_PLAY_VARS)
-    fault.notes.append(f"deploy.yml rc={play.rc} in {play.seconds:.0f} s")
+    fault.notes.append(f"{_books(host)} rc={play.rc} in {play.seconds:.0f} s")
     if play.rc == 0:
-        fault.lost.append("deploy.yml passed with a bad model")
+        fault.lost.append(f"{_books(host)} passed with a bad model")
     else:
         fault.notes.append(f"error: {play.failure()}")
     fault.lost += files_lost(before, repo_snapshot(host.repo_dir))
@@ -215,10 +219,10 @@ def port_taken(host: DrillHost) -> Fault:
     finally:
         holder.close()
     fault.notes.append(
-        f"port {port} held by the drill; deploy.yml rc={play.rc} in {play.seconds:.0f} s"
+        f"port {port} held by the drill; {_books(host)} rc={play.rc} in {play.seconds:.0f} s"
     )
     if play.rc == 0:
-        fault.lost.append("deploy.yml passed on a taken port")
+        fault.lost.append(f"{_books(host)} passed on a taken port")
     else:
         fault.notes.append(f"error: {play.failure()}")
     after_id, after_start = inspect(host.container, "{{.Id}}"), _started_at(host)
@@ -231,7 +235,7 @@ def port_taken(host: DrillHost) -> Fault:
     if models_not_ready(host):
         fault.lost.append(f"not READY after the deploy: {', '.join(models_not_ready(host))}")
         restore = deploy(host, *DRILL_PLAY_VARS)
-        fault.notes.append(f"restored by a plain deploy.yml re-run: rc={restore.rc}")
+        fault.notes.append(f"restored by a plain {_books(host)} re-run: rc={restore.rc}")
     return fault
 
 
