@@ -85,13 +85,16 @@ gpu-sim: images ## deploy.yml end to end on the simulated HGX H100 host (STAND-I
 # Fault drills on a sandbox host of their own (inventory/drill.yml), under load; the table goes
 # into docs/reliability.md. The engine drill restarts this machine's docker engine (only one that
 # scripts/ensure-docker.sh started): every container on it stops and comes back.
+# Drills re-run the serve stage (the roles that own the model repository and the container; the
+# first deploy runs all of deploy.yml): `make drill DRILL_PLAYBOOKS=deploy.yml` re-runs everything.
 DRILL_LOCK ?= $(if $(wildcard /work/locks),--engine-lock /work/locks/docker-engine,)
+DRILL_PLAYBOOKS ?= playbooks/serve.yml
 drill: images ## fault drills under load (incl. a docker engine restart): table in docs/reliability.md
-	dltk drill --setup --teardown --restart-engine $(DRILL_LOCK) --json build/drill/drills.json \
-	  --markdown docs/reliability.md --command-line "make drill"
+	dltk drill --setup --teardown --restart-engine $(DRILL_LOCK) --playbooks $(DRILL_PLAYBOOKS) \
+	  --json build/drill/drills.json --markdown docs/reliability.md --command-line "make drill"
 
-drill-short: images ## the quick drills (kill, corrupt ONNX rollout, port taken); prints the table
-	dltk drill short --setup --teardown --json build/drill/drills-short.json
+drill-short: images ## the quick drills (kill, corrupt ONNX rollout, port taken); prints the rows
+	dltk drill short --setup --teardown --playbooks $(DRILL_PLAYBOOKS) --json build/drill/drills-short.json
 
 test: lint unit integration molecule ## everything CI runs
 
