@@ -57,6 +57,8 @@ down() {
   for host in $HOSTS; do
     docker rm -f "$host" "$host-tritonserver" "$host-tritonserver-verify" >/dev/null 2>&1 || true
     docker network rm "$host-net" >/dev/null 2>&1 || true
+    # The drill host's data directory is a size-limited tmpfs (dltk drill --setup).
+    if mountpoint -q "/srv/dltk-sandbox/$host" 2>/dev/null; then umount "/srv/dltk-sandbox/$host"; fi
     rm -rf "/srv/dltk-sandbox/$host"
     log "$host removed"
   done
