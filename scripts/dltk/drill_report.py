@@ -127,9 +127,13 @@ def play_failure(output: str, limit: int = 300) -> str:
     for i, line in enumerate(lines):
         if not line.startswith(("fatal:", "failed:")):
             continue
-        if "=> {" in line:  # the JSON result format
+        if "=> {" in line:  # the JSON result format, on one line or indented over several
+            text = line.split("=> ", 1)[1]
+            if text.strip() == "{":
+                end = next((k for k in range(i + 1, len(lines)) if lines[k] == "}"), i)
+                text = "\n".join([text, *lines[i + 1 : end + 1]])
             try:
-                result = json.loads(line.split("=> ", 1)[1])
+                result = json.loads(text)
             except ValueError:
                 result = {}
             if isinstance(result, dict) and result.get("msg"):

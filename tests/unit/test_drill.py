@@ -145,6 +145,11 @@ def test_play_failure_reads_the_json_result_format() -> None:
     assert play_failure("TASK [x]\n" + line + "\n") == "Model mnist failed: bad"
 
 
+def test_play_failure_reads_indented_json() -> None:
+    output = 'fatal: [d]: FAILED! => {\n    "changed": false,\n    "msg": "load failed"\n}\n'
+    assert play_failure(output) == "load failed"
+
+
 def test_play_failure_reads_a_msg_on_the_fatal_line_and_nothing_without_failure() -> None:
     assert play_failure('fatal: [h]: FAILED! => changed=false msg: "bad ONNX"') == "bad ONNX"
     assert play_failure("ok: [h]\nPLAY RECAP\n") == ""
