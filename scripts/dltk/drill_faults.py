@@ -302,7 +302,7 @@ Drill = Callable[[DrillHost], Fault]
 # name -> (fault description, drill); the engine drill takes its lock path (see dltk.drill).
 DRILLS: dict[str, str] = {
     "kill": "tritonserver process killed (SIGKILL to the container's PID 1)",
-    "rm": "tritonserver container removed (docker rm -f), deploy.yml re-run",
+    "rm": "tritonserver container removed (docker rm -f), then the deploy re-run",
     "engine": "docker engine restarted (dockerd SIGTERM, started as ensure-docker.sh does)",
     "host": "sandbox host restarted (docker restart of the systemd host)",
     "onnx": "bad rollout: corrupt ONNX (truncated file) via a manifest override",
