@@ -10,7 +10,7 @@ BIN       := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help deps engine images venv demo bench profile demo-down test lint unit mutation integration molecule gpu-sim clean
+.PHONY: help deps engine images venv demo bench profile demo-down test lint unit mutation integration molecule gpu-sim drill drill-short clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -79,6 +79,20 @@ molecule: images ## molecule scenarios: default (whole deploy.yml on a sandbox h
 # passed in a full run; converge and idempotence passed there (~10 min).
 gpu-sim: images ## deploy.yml end to end on the simulated HGX H100 host (STAND-IN GPU tools)
 	molecule test -s gpu_sim
+
+# Fault drills on a sandbox host of their own (inventory/drill.yml), under load; the table goes
+# into docs/reliability.md. The engine drill restarts this machine's docker engine (only one that
+# scripts/ensure-docker.sh started): every container on it stops and comes back.
+# Drills re-run the serve stage (the roles that own the model repository and the container; the
+# first deploy runs all of deploy.yml): `make drill DRILL_PLAYBOOKS=deploy.yml` re-runs everything.
+DRILL_LOCK ?= $(if $(wildcard /work/locks),--engine-lock /work/locks/docker-engine,)
+DRILL_PLAYBOOKS ?= playbooks/serve.yml
+drill: images ## fault drills under load (incl. a docker engine restart): table in docs/reliability.md
+	dltk drill --setup --teardown --restart-engine $(DRILL_LOCK) --playbooks $(DRILL_PLAYBOOKS) \
+	  --json build/drill/drills.json --markdown docs/reliability.md --command-line "make drill"
+
+drill-short: images ## the quick drills (kill, corrupt ONNX rollout, port taken); prints the rows
+	dltk drill short --setup --teardown --playbooks $(DRILL_PLAYBOOKS) --json build/drill/drills-short.json
 
 test: lint unit integration molecule ## everything CI runs
 

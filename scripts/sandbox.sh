@@ -23,7 +23,9 @@ up() {
     # systemd as PID 1 without --privileged: SYS_ADMIN, the host's cgroup tree, tmpfs /run.
     # The docker socket makes the outer engine this host's engine (sibling containers), and
     # $data is mounted at the same path so bind mounts of sibling containers resolve.
-    docker run -d --name "$host" --hostname "$host" \
+    # --restart: the host comes back with its engine, as a server comes back after a power cut
+    # (the engine-restart fault drill, docs/reliability.md).
+    docker run -d --name "$host" --hostname "$host" --restart unless-stopped \
       --cap-add SYS_ADMIN --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
       --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
       -v /var/run/docker.sock:/var/run/docker.sock \
@@ -55,6 +57,8 @@ down() {
   for host in $HOSTS; do
     docker rm -f "$host" "$host-tritonserver" "$host-tritonserver-verify" >/dev/null 2>&1 || true
     docker network rm "$host-net" >/dev/null 2>&1 || true
+    # The drill host's data directory is a size-limited tmpfs (dltk drill --setup).
+    if mountpoint -q "/srv/dltk-sandbox/$host" 2>/dev/null; then umount "/srv/dltk-sandbox/$host"; fi
     rm -rf "/srv/dltk-sandbox/$host"
     log "$host removed"
   done

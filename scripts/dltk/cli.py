@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "apt_mirror",
     "release",
     "driver_policy",
+    "drill",
 )
 
 

@@ -1,0 +1,83 @@
+"""Bad model versions for the rollout drills, and the manifest override that deploys one.
+
+deploy.yml takes `-e triton_model_repo_manifest=FILE`: the override is the project's manifest
+with one model's `onnx` replaced and every other relative path made absolute (the override
+lives elsewhere, and paths in a manifest are relative to the manifest's folder).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dltk.errors import DltkError
+
+PATH_KEYS = ("onnx", "samples")
+
+
+def override(doc: dict[str, Any], base: Path, model: str, onnx: Path) -> dict[str, Any]:
+    """`doc` with `model`'s onnx set to `onnx`, its `export` dropped, paths absolute (pure)."""
+    models = []
+    found = False
+    for entry in doc.get("models") or []:
+        entry = dict(entry)
+        for key in PATH_KEYS:
+            if key in entry and not Path(str(entry[key])).is_absolute():
+                entry[key] = str((base / str(entry[key])).resolve())
+        if entry.get("name") == model:
+            found = True
+            entry["onnx"] = str(onnx)
+            entry.pop("export", None)  # the bad file is given, never rebuilt
+        models.append(entry)
+    if not found:
+        raise DltkError(f"the manifest has no model {model!r}")
+    return {**doc, "models": models}
+
+
+def write_override(manifest: Path, out_dir: Path, model: str, onnx: Path) -> Path:
+    doc = yaml.safe_load(manifest.read_text())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "models.yml"
+    path.write_text(yaml.safe_dump(override(doc, manifest.parent, model, onnx), sort_keys=False))
+    return path
+
+
+def corrupt_copy(source: Path, path: Path) -> Path:
+    """The first half of `source`: a truncated ONNX file, as an interrupted download leaves."""
+    data = source.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def broken_variant(source: Path, path: Path) -> Path:
+    """Same interface (passes `dltk validate`), but onnxruntime cannot load it: an unknown op."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(source))
+    output = model.graph.output[0].name
+    model.graph.node[-1].output[0] = f"{output}_before"
+    model.graph.node.append(
+        helper.make_node("NoSuchOp", [f"{output}_before"], [output], domain="dltk.drill")
+    )
+    model.opset_import.append(helper.make_opsetid("dltk.drill", 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def big_variant(source: Path, path: Path, extra_mb: int) -> Path:
+    """A valid, loadable version `extra_mb` MB larger: an unused initializer of zeros."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    pad = np.zeros(extra_mb * 1024 * 1024 // 4, dtype=np.float32)
+    model.graph.initializer.append(numpy_helper.from_array(pad, "dltk_drill_padding"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
