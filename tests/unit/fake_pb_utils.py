@@ -30,11 +30,17 @@ import numpy as np
 import pytest
 
 
-class FakeTritonError(Exception):
-    """Test double of pb_utils.TritonError."""
+class FakeTritonError:
+    """Test double of pb_utils.TritonError: a value (not an exception) with message()."""
+
+    def __init__(self, message: str) -> None:
+        self._message = message
 
     def message(self) -> str:
-        return str(self)
+        return self._message
+
+    def __repr__(self) -> str:
+        return f"FakeTritonError({self._message!r})"
 
 
 class FakeTritonModelException(Exception):
@@ -86,15 +92,27 @@ def bls_output(
     return FakeTensor(name, array, on_gpu)
 
 
-@dataclass
 class FakeResponse:
-    """Test double of pb_utils.InferenceResponse."""
+    """Test double of pb_utils.InferenceResponse: what a model returns and what a BLS `exec()`
+    answers. As in the real binding (src/pb_stub.cc of python_backend r24.10:
+    `.def("output_tensors", ...)`, `.def("has_error", ...)`, `.def("error", ...)`),
+    output_tensors(), has_error() and error() are METHODS; error() is None without an error.
+    """
 
-    output_tensors: list[FakeTensor]
-    error: FakeTritonError | None = None
+    def __init__(
+        self, output_tensors: list[FakeTensor], error: FakeTritonError | None = None
+    ) -> None:
+        self._output_tensors = list(output_tensors)
+        self._error = error
+
+    def output_tensors(self) -> list[FakeTensor]:
+        return self._output_tensors
 
     def has_error(self) -> bool:
-        return self.error is not None
+        return self._error is not None
+
+    def error(self) -> FakeTritonError | None:
+        return self._error
 
 
 @dataclass
@@ -110,7 +128,7 @@ def get_input_tensor_by_name(request: FakeRequest, name: str) -> FakeTensor | No
 
 
 def get_output_tensor_by_name(response: FakeResponse, name: str) -> FakeTensor:
-    return next(t for t in response.output_tensors if t.name == name)
+    return next(t for t in response.output_tensors() if t.name == name)
 
 
 NUMPY_OF = {"TYPE_FP32": np.float32, "TYPE_INT64": np.int64, "TYPE_FP16": np.float16}

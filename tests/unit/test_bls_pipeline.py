@@ -23,6 +23,7 @@ from fake_pb_utils import (
     TRITONSERVER_MEMORY_CPU,
     FakePreferredMemory,
     FakeRequest,
+    FakeResponse,
     FakeTensor,
     FakeTritonError,
     FakeTritonModelException,
@@ -50,21 +51,6 @@ class FakeServer:
     sizes: list[tuple[str, int]] = field(default_factory=list)  # per BLS call: model, rows
 
 
-@dataclass
-class FakeBlsResponse:
-    """Test double of the response a BLS `exec()` returns: error() is a method there."""
-
-    output_tensors: list[FakeTensor]
-    failure: str | None = None
-
-    def has_error(self) -> bool:
-        return self.failure is not None
-
-    def error(self) -> FakeTritonError:
-        assert self.failure is not None, "error() called on a response without an error"
-        return FakeTritonError(self.failure)
-
-
 def fake_bls_pb_utils(server: FakeServer) -> types.ModuleType:
     """FakeBlsPbUtils: FakePbUtils plus BLS requests and readiness answered by `server`."""
     fake = fake_pb_utils()
@@ -80,18 +66,18 @@ def fake_bls_pb_utils(server: FakeServer) -> types.ModuleType:
             self.model, self.outputs, self.inputs = model_name, requested_output_names, inputs
             self.preferred_memory = preferred_memory
 
-        def exec(self) -> FakeBlsResponse:
+        def exec(self) -> FakeResponse:
             (tensor,) = self.inputs
             server.calls.append((self.model, tensor.array.dtype))
             server.memory.append(self.preferred_memory)
             server.sizes.append((self.model, len(tensor.array)))
             if self.model in server.failing:
-                return FakeBlsResponse([], server.failing[self.model])
+                return FakeResponse([], FakeTritonError(server.failing[self.model]))
             session = server.sessions[self.model]
             feed = {tensor.name: tensor.array.astype(np.float32)}
             result = session.run(self.outputs, feed)
             kind = "KIND_GPU" if self.model in server.gpu_models else "KIND_CPU"
-            return FakeBlsResponse(
+            return FakeResponse(
                 [
                     bls_output(n, r, kind, self.preferred_memory)
                     for n, r in zip(self.outputs, result, strict=True)
@@ -154,8 +140,8 @@ def test_normalizes_calls_the_onnx_model_and_answers_class_and_probabilities(
     model = load(monkeypatch, server)
     pixels = images(3)
     (response,) = model.execute([FakeRequest({"image": pixels})])
-    assert response.error is None
-    out = {t.name: t.array for t in response.output_tensors}
+    assert response.error() is None
+    out = {t.name: t.array for t in response.output_tensors()}
     x = ((pixels.astype(np.float32) / 255 - 0.1307) / 0.3081).astype(np.float32)
     logits = server.sessions["mnist"].run(["logits"], {"input": x})[0]
     expected = np.exp(logits - logits.max(1, keepdims=True))
@@ -172,7 +158,7 @@ def test_prefers_a_ready_engine_and_sends_its_dtype(
     model = load(monkeypatch, server)
     server.ready.add("mnist_trt_fp16")
     (response,) = model.execute([FakeRequest({"image": images(2)})])
-    assert response.output_tensors[2].array.tolist() == [[b"mnist_trt_fp16"]] * 2
+    assert response.output_tensors()[2].array.tolist() == [[b"mnist_trt_fp16"]] * 2
     assert server.calls == [("mnist_trt_fp16", np.dtype(np.float16))]
     server.ready.discard("mnist_trt_fp16")  # unloaded: the next request goes to ONNX
     model.execute([FakeRequest({"image": images(1)})])
@@ -185,12 +171,15 @@ def test_bad_requests_get_their_own_errors(
     model = load(monkeypatch, server)
     requests = [{"image": images(1).astype(np.float32)}, {}, {"image": images(1)}]
     responses = model.execute([FakeRequest(inputs) for inputs in requests])
-    assert str(responses[0].error) == "input 'image' has type float32, expected uint8"
-    assert str(responses[1].error) == "missing input 'image'"
-    assert responses[2].error is None
+    assert responses[0].error().message() == "input 'image' has type float32, expected uint8"
+    assert responses[1].error().message() == "missing input 'image'"
+    assert responses[2].error() is None
     server.ready.clear()
     (response,) = model.execute([FakeRequest({"image": images(1)})])
-    assert str(response.error) == "none of the pipeline's models is ready (mnist_trt_fp16, mnist)"
+    assert (
+        response.error().message()
+        == "none of the pipeline's models is ready (mnist_trt_fp16, mnist)"
+    )
 
 
 def test_hwc_layout_is_transposed_with_per_channel_mean(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,11 +202,11 @@ def test_a_failing_target_model_fails_only_that_request(
     model = load(monkeypatch, server)
     server.failing["mnist"] = "model 'mnist' is unavailable"
     (failed,) = model.execute([FakeRequest({"image": images(1)})])
-    assert str(failed.error) == "mnist: model 'mnist' is unavailable"
-    assert failed.output_tensors == []
+    assert failed.error().message() == "mnist: model 'mnist' is unavailable"
+    assert failed.output_tensors() == []
     del server.failing["mnist"]
     (answered,) = model.execute([FakeRequest({"image": images(1)})])
-    assert answered.error is None and answered.output_tensors[0].array.shape == (1, 1)
+    assert answered.error() is None and answered.output_tensors()[0].array.shape == (1, 1)
 
 
 def test_gpu_engine_outputs_are_requested_in_cpu_memory(
@@ -227,8 +216,8 @@ def test_gpu_engine_outputs_are_requested_in_cpu_memory(
     model = load(monkeypatch, server)
     server.ready.add("mnist_trt_fp16")
     (response,) = model.execute([FakeRequest({"image": images(2)})])
-    assert response.error is None
-    assert response.output_tensors[2].array.tolist() == [[b"mnist_trt_fp16"]] * 2
+    assert response.error() is None
+    assert response.output_tensors()[2].array.tolist() == [[b"mnist_trt_fp16"]] * 2
     assert server.memory == [FakePreferredMemory(TRITONSERVER_MEMORY_CPU, 0)]
 
 
@@ -238,11 +227,11 @@ def test_the_test_double_keeps_gpu_outputs_on_the_gpu_without_preferred_memory(
     """FakeBlsPbUtils is only a fair stand-in if it fails the way the real backend does."""
     fake = fake_bls_pb_utils(server)
     x = FakeTensor("input", np.zeros((1, 1, 28, 28), np.float32))
-    (gpu,) = fake.InferenceRequest("mnist_trt_fp16", ["logits"], [x]).exec().output_tensors
+    (gpu,) = fake.InferenceRequest("mnist_trt_fp16", ["logits"], [x]).exec().output_tensors()
     assert not gpu.is_cpu()
     with pytest.raises(FakeTritonModelException, match=GPU_AS_NUMPY_ERROR):
         gpu.as_numpy()
-    (cpu,) = fake.InferenceRequest("mnist", ["logits"], [x]).exec().output_tensors
+    (cpu,) = fake.InferenceRequest("mnist", ["logits"], [x]).exec().output_tensors()
     assert cpu.is_cpu() and cpu.as_numpy().shape == (1, 10)
 
 
@@ -266,14 +255,14 @@ def test_requests_batched_together_share_calls_of_at_most_max_batch_size(
     requests = [FakeRequest({"image": p}) for p in pixels]
     requests.insert(1, FakeRequest({}))  # a bad request keeps its own error
     responses = model.execute(requests)
-    assert str(responses[1].error) == "missing input 'image'"
+    assert responses[1].error().message() == "missing input 'image'"
     assert [(name, n) for name, n in server.sizes] == [("mnist", 3), ("mnist", 2)]
     alone = load(monkeypatch, FakeServer(server.sessions, {"mnist"}))
     for response, p in zip([responses[0], *responses[2:]], pixels, strict=True):
-        assert response.error is None
+        assert response.error() is None
         (expected,) = alone.execute([FakeRequest({"image": p})])
-        got = {t.name: t.array for t in response.output_tensors}
-        want = {t.name: t.array for t in expected.output_tensors}
+        got = {t.name: t.array for t in response.output_tensors()}
+        want = {t.name: t.array for t in expected.output_tensors()}
         assert got["class"].tolist() == want["class"].tolist()
         np.testing.assert_allclose(got["probabilities"], want["probabilities"], rtol=1e-5)
         assert got["served_by"].tolist() == [[b"mnist"]] * len(p)
@@ -286,3 +275,14 @@ def test_a_fixed_batch_pipeline_calls_once_per_request(
     model.max_batch_size = 0  # the config of a fixed-batch model's pipeline
     model.execute([FakeRequest({"image": images(1)}), FakeRequest({"image": images(1)})])
     assert [name for name, _ in server.sizes] == ["mnist", "mnist"]
+
+
+def test_the_response_double_has_the_methods_of_the_real_inference_response() -> None:
+    """pb_utils.InferenceResponse binds output_tensors(), has_error() and error() as methods
+    (python_backend src/pb_stub.cc); a model reading them as attributes must fail here too."""
+    tensor = FakeTensor("logits", np.zeros((1, 10), np.float32))
+    ok, failed = FakeResponse([tensor]), FakeResponse([], FakeTritonError("boom"))
+    assert ok.output_tensors() == [tensor] and not ok.has_error() and ok.error() is None
+    assert failed.has_error() and failed.error().message() == "boom"
+    assert failed.output_tensors() == []
+    assert callable(ok.error) and callable(ok.output_tensors)

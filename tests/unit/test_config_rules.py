@@ -133,3 +133,14 @@ def test_pipeline_of_an_undeployed_model_and_tensorrt_via_render_config_are_refu
         "unknown runtime 'tensorrt'; known runtimes: onnxruntime, python-onnxruntime; TensorRT "
         "engines render with render_tensorrt_config"
     )
+
+
+def test_a_pbtxt_string_reads_back_as_the_same_text() -> None:
+    """Rule: any text (backslashes, quotes, newlines) written with pbtxt_string parses back,
+    with protobuf's own text format, to exactly that text."""
+    from dltk.config import pbtxt_string
+
+    for text in ["C:\\models\\mnist", 'say "hi"', "two\nlines", '\\"\n mixed \\n']:
+        config = model_config_pb2.ModelConfig()
+        text_format.Parse(f'name: "{pbtxt_string(text)}"', config)
+        assert config.name == text, f"{text!r} came back as {config.name!r}"

@@ -81,8 +81,8 @@ def test_requests_are_batched_into_one_run_and_split_back(
     responses = model.execute([FakeRequest({"input": x}) for x in inputs])
     assert session.batches == [6]
     for x, response in zip(inputs, responses, strict=True):
-        assert response.error is None
-        (tensor,) = response.output_tensors
+        assert response.error() is None
+        (tensor,) = response.output_tensors()
         assert tensor.name == "logits" and tensor.array.dtype == np.float32
         np.testing.assert_allclose(tensor.array, reference(repo, x), rtol=1e-5, atol=1e-5)
 
@@ -99,14 +99,14 @@ def test_a_bad_request_fails_alone(monkeypatch: pytest.MonkeyPatch, repo: Path) 
     ]
     responses = model.execute(requests)
     assert session.batches == [4]
-    assert [r.error is None for r in responses] == [True, False, False, False, True]
-    assert str(responses[1].error) == (
+    assert [r.error() is None for r in responses] == [True, False, False, False, True]
+    assert responses[1].error().message() == (
         "input 'input' has shape [2, 1, 14, 28], expected dims [1, 28, 28] after the batch dim"
     )
-    assert str(responses[2].error) == "missing input 'input'"
-    assert str(responses[3].error) == "input 'input' has type float64, expected float32"
+    assert responses[2].error().message() == "missing input 'input'"
+    assert responses[3].error().message() == "input 'input' has type float64, expected float32"
     np.testing.assert_allclose(
-        responses[4].output_tensors[0].array, reference(repo, good), rtol=1e-5, atol=1e-5
+        responses[4].output_tensors()[0].array, reference(repo, good), rtol=1e-5, atol=1e-5
     )
 
 
@@ -120,7 +120,7 @@ def test_onnxruntime_failure_answers_every_request_of_the_batch(
 
     session.run = broken  # type: ignore[method-assign]
     responses = model.execute([FakeRequest({"input": images(1, i)}) for i in range(3)])
-    assert [str(r.error) for r in responses] == ["onnxruntime failed: out of memory"] * 3
+    assert [r.error().message() for r in responses] == ["onnxruntime failed: out of memory"] * 3
 
 
 def test_without_batching_each_request_runs_alone(
@@ -130,7 +130,9 @@ def test_without_batching_each_request_runs_alone(
     model, session = load_model(monkeypatch, tmp_path / "fixed", _config(0))
     responses = model.execute([FakeRequest({"input": images(1, i)}) for i in range(3)])
     assert session.batches == [1, 1, 1]
-    assert all(r.error is None and r.output_tensors[0].array.shape == (1, 10) for r in responses)
+    assert all(
+        r.error() is None and r.output_tensors()[0].array.shape == (1, 10) for r in responses
+    )
 
 
 def test_thread_count_comes_from_the_config(monkeypatch: pytest.MonkeyPatch, repo: Path) -> None:

@@ -242,3 +242,12 @@ def test_unplaced_engines_list_every_plan_of_the_missing_model(tmp_path: Path) -
         "the engine list has model.sm86.plan, model.sm90.plan for x_trt_fp16, which is not in "
         "the repository; render it with the same --engines"
     ]
+
+
+def test_max_batch_size_1_is_a_batched_model(problems: Repo) -> None:
+    """Rule: max_batch_size 1 is batched like any max >= 1: the config's dims leave the batch dim
+    out (compared with the ONNX graph's dims after the batch dim), and preferred_batch_size must
+    be within 1..1."""
+    text = config(extra="dynamic_batching { preferred_batch_size: [ 1, 2 ] }")
+    found = problems(text.replace("max_batch_size: 64", "max_batch_size: 1"))
+    assert found == ["preferred_batch_size 2 is outside 1..max_batch_size (1)"]
