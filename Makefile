@@ -62,7 +62,7 @@ unit: venv ## pytest unit tests (no server, no docker)
 mutation: venv ## mutmut over the dltk logic modules with the unit suite: score and survivors (not in `make test`: ~40 min on 2 cores)
 	scripts/mutation.sh
 
-integration: venv ## pytest against a real tritonserver and perf_analyzer
+integration: images ## pytest against a real tritonserver, perf_analyzer and the docker engine (images first: some tests run the roles)
 	pytest -q tests/integration
 
 MOLECULE_SCENARIOS := default nvidia_driver nvidia_driver_bad_input nsight_systems docker_engine \
