@@ -196,10 +196,35 @@ def check_config(
                 f"instance_group count is {group.count}; it must be >= 1",
             )
 
+    _check_warmup(check, config)
     _check_cc_model_filenames(check, config)
     check.problems.extend(_check_versions(file, config, model_dir, on_host))
     _check_against_onnx(check, config, model_dir)
     return check.problems
+
+
+def _check_warmup(check: _Checker, config: model_config_pb2.ModelConfig) -> None:
+    """Triton warms a model up while loading it and refuses to load it when a warmup input is
+    not one of the config's inputs or its dims do not fit the input's dims (-1: any size)."""
+    inputs = {tensor.name: list(tensor.dims) for tensor in config.input}
+    for i, warmup in enumerate(config.model_warmup):
+        label = f"model_warmup {warmup.name!r}" if warmup.name else f"model_warmup #{i + 1}"
+        for name in sorted(warmup.inputs):
+            dims = list(warmup.inputs[name].dims)
+            if name not in inputs:
+                check.add(
+                    ("model_warmup", i),
+                    f"{label} gives input {name!r}, which the config does not have "
+                    f"(inputs: {', '.join(sorted(inputs)) or 'none'}); Triton would not load it",
+                )
+            elif len(dims) != len(inputs[name]) or any(
+                want != -1 and got != want for got, want in zip(dims, inputs[name], strict=False)
+            ):
+                check.add(
+                    ("model_warmup", i),
+                    f"{label}: dims of input {name!r} are {dims}, the config's are "
+                    f"{inputs[name]} (-1: any size); Triton would not load the model",
+                )
 
 
 def _check_cc_model_filenames(check: _Checker, config: model_config_pb2.ModelConfig) -> None:

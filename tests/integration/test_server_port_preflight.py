@@ -52,7 +52,7 @@ def docker(*args: str) -> subprocess.CompletedProcess[str]:
 def serving() -> Iterator[tuple[str, list[int]]]:
     """TEST DOUBLE of the running tritonserver: a container publishing 3 loopback ports."""
     if shutil.which("docker") is None or docker("image", "inspect", IMAGE).returncode != 0:
-        pytest.fail(f"needs a docker engine with {IMAGE}: run `make images` (make integration does)")
+        pytest.fail(f"needs a docker engine with {IMAGE}: `make images` (make integration does it)")
     name = f"dltk-test-portcheck-{uuid.uuid4().hex[:8]}"
     ports = [free_port(), free_port(), free_port()]
     published = [f"-p127.0.0.1:{p}:{8000 + i}" for i, p in enumerate(ports)]

@@ -251,3 +251,40 @@ def test_max_batch_size_1_is_a_batched_model(problems: Repo) -> None:
     text = config(extra="dynamic_batching { preferred_batch_size: [ 1, 2 ] }")
     found = problems(text.replace("max_batch_size: 64", "max_batch_size: 1"))
     assert found == ["preferred_batch_size 2 is outside 1..max_batch_size (1)"]
+
+
+WARMUP = """model_warmup [ {{ name: "w" batch_size: 1 inputs {{ key: "{name}" value: {{
+  data_type: TYPE_FP32 dims: [ {dims} ] zero_data: true }} }} }} ]"""
+
+
+def test_warmup_dims_that_fit_the_input_are_accepted(problems: Repo) -> None:
+    """Rule: a warmup shape equal to the input's dims loads (the other side of the next rule)."""
+    assert problems(config(extra=WARMUP.format(name="input", dims="1, 28, 28"))) == []
+
+
+@pytest.mark.parametrize("dims", ["1, 29, 29", "1, 28", "1, 28, 28, 1"])
+def test_warmup_dims_must_fit_the_input(problems: Repo, dims: str) -> None:
+    """Rule: Triton refuses to load a model whose warmup shape does not fit the input's dims
+    (seen on 2.51: "unexpected shape for input 'input' ... Expected [-1,1,28,28], got
+    [1,1,29,29]"): each fixed dim must be equal and the rank the same."""
+    assert problems(config(extra=WARMUP.format(name="input", dims=dims))) == [
+        f"model_warmup 'w': dims of input 'input' are [{dims}], the config's are "
+        "[1, 28, 28] (-1: any size); Triton would not load the model"
+    ]
+
+
+@pytest.mark.parametrize(("dims", "fits"), [("1, 7, 28", True), ("1, 7, 7", False)])
+def test_warmup_dims_fill_a_variable_dim_with_any_size(
+    problems: Repo, dims: str, fits: bool
+) -> None:
+    """Rule: a -1 in the input's dims takes any warmup size at that position, only there."""
+    found = problems(config(input_dims="1, -1, 28", extra=WARMUP.format(name="input", dims=dims)))
+    assert (found == []) is fits, found
+
+
+def test_warmup_input_must_be_a_config_input(problems: Repo) -> None:
+    """Rule: a warmup names only inputs the config declares."""
+    assert problems(config(extra=WARMUP.format(name="image", dims="1, 28, 28"))) == [
+        "model_warmup 'w' gives input 'image', which the config does not have (inputs: input); "
+        "Triton would not load it"
+    ]
