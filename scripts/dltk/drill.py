@@ -54,9 +54,9 @@ drill-short` (kill, corrupt ONNX, port taken; prints the rows), or `dltk drill [
 inventory/drill.yml --host dltk-drill-1 [--setup] [--teardown] [--json F] [--markdown F]`. The
 drill host dltk-drill-1 is a sandbox host of its own (ports 18100-18102), so drills never touch the
 `make demo` host; `--setup` mounts its data directory on a size-limited tmpfs (for the disk drill),
-starts it and deploys; `--teardown` removes it. Drills: kill, host, rm, onnx, noload, port, disk,
-engine (only with `--restart-engine`: it restarts the machine's docker engine, and only one that
-scripts/ensure-docker.sh started, not a systemd-managed one).
+starts it and deploys; `--teardown` removes it. Drills: kill, host, rm, onnx, noload, config, port,
+disk, engine (only with `--restart-engine`: it restarts the machine's docker engine, and only one
+that scripts/ensure-docker.sh started, not a systemd-managed one).
 """
 
 METHOD = """\

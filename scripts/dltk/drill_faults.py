@@ -31,7 +31,13 @@ from dltk.drill_host import (
     systemd_state,
     wait_until,
 )
-from dltk.drill_manifest import big_variant, broken_variant, corrupt_copy, write_override
+from dltk.drill_manifest import (
+    big_variant,
+    broken_variant,
+    corrupt_copy,
+    unfit_warmup,
+    write_override,
+)
 from dltk.drill_report import files_lost
 from dltk.errors import DltkError
 
@@ -178,9 +184,14 @@ def host_restarted(host: DrillHost) -> Fault:
     return fault
 
 
-def _rollout(host: DrillHost, onnx: Path, label: str) -> Fault:
-    """Deploy a manifest whose mnist is `onnx`; expect a failed play and the old version serving."""
-    manifest = write_override(host.root / "model_repo/models.yml", host.work / label, "mnist", onnx)
+def _rollout(
+    host: DrillHost, label: str, onnx: Path | None = None, fields: dict | None = None
+) -> Fault:
+    """Deploy a manifest whose mnist is `onnx` and/or has `fields`; expect a failed play and the
+    old version serving."""
+    manifest = write_override(
+        host.root / "model_repo/models.yml", host.work / label, "mnist", onnx, fields
+    )
     before = repo_snapshot(host.repo_dir)
     fault = Fault(time.monotonic())
     play = deploy(host, "-e", f"triton_model_repo_manifest={manifest}", *DRILL_PLAY_VARS)
@@ -197,12 +208,17 @@ def _rollout(host: DrillHost, onnx: Path, label: str) -> Fault:
 
 def rollout_corrupt_onnx(host: DrillHost) -> Fault:
     onnx = corrupt_copy(host.root / "build/models/mnist.onnx", host.work / "mnist-corrupt.onnx")
-    return _rollout(host, onnx, "corrupt-onnx")
+    return _rollout(host, "corrupt-onnx", onnx)
 
 
 def rollout_fails_to_load(host: DrillHost) -> Fault:
     onnx = broken_variant(host.root / "build/models/mnist.onnx", host.work / "mnist-noload.onnx")
-    return _rollout(host, onnx, "fails-to-load")
+    return _rollout(host, "fails-to-load", onnx)
+
+
+def rollout_config_fails_to_load(host: DrillHost) -> Fault:
+    # mnist's input: "input", [1, 28, 28] without the batch dim (dltk export --model mnist).
+    return _rollout(host, "config-fails-to-load", fields=unfit_warmup("input", [1, 28, 28]))
 
 
 def port_taken(host: DrillHost) -> Fault:
@@ -307,6 +323,7 @@ DRILLS: dict[str, str] = {
     "host": "sandbox host restarted (docker restart of the systemd host)",
     "onnx": "bad rollout: corrupt ONNX (truncated file) via a manifest override",
     "noload": "bad rollout: model that validates but fails to load (unknown ONNX op)",
+    "config": "bad rollout: config that fails to load (a warmup shape that does not fit the input)",
     "port": "deploy with triton_server_http_port held by another process on 127.0.0.1",
     "disk": "model repository disk full during the copy (tmpfs, 32 MB larger version)",
 }
@@ -320,6 +337,7 @@ def drill_function(name: str, engine_lock: Path | None) -> Drill:
         "host": host_restarted,
         "onnx": rollout_corrupt_onnx,
         "noload": rollout_fails_to_load,
+        "config": rollout_config_fails_to_load,
         "port": port_taken,
         "disk": disk_full,
     }

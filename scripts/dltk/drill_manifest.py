@@ -7,6 +7,7 @@ lives elsewhere, and paths in a manifest are relative to the manifest's folder).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,16 @@ from dltk.errors import DltkError
 PATH_KEYS = ("onnx", "samples")
 
 
-def override(doc: dict[str, Any], base: Path, model: str, onnx: Path) -> dict[str, Any]:
-    """`doc` with `model`'s onnx set to `onnx`, its `export` dropped, paths absolute (pure)."""
+def override(
+    doc: dict[str, Any],
+    base: Path,
+    model: str,
+    onnx: Path | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`doc` with every path absolute and `model` changed (pure): its onnx set to `onnx` (its
+    `export` dropped: the bad file is given, never rebuilt) and/or its entry updated with
+    `fields` (e.g. a warmup the server refuses)."""
     models = []
     found = False
     for entry in doc.get("models") or []:
@@ -28,20 +37,36 @@ def override(doc: dict[str, Any], base: Path, model: str, onnx: Path) -> dict[st
                 entry[key] = str((base / str(entry[key])).resolve())
         if entry.get("name") == model:
             found = True
-            entry["onnx"] = str(onnx)
-            entry.pop("export", None)  # the bad file is given, never rebuilt
+            if onnx is not None:
+                entry["onnx"] = str(onnx)
+                entry.pop("export", None)
+            entry.update(fields or {})
         models.append(entry)
     if not found:
         raise DltkError(f"the manifest has no model {model!r}")
     return {**doc, "models": models}
 
 
-def write_override(manifest: Path, out_dir: Path, model: str, onnx: Path) -> Path:
+def write_override(
+    manifest: Path,
+    out_dir: Path,
+    model: str,
+    onnx: Path | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> Path:
     doc = yaml.safe_load(manifest.read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "models.yml"
-    path.write_text(yaml.safe_dump(override(doc, manifest.parent, model, onnx), sort_keys=False))
+    changed = override(doc, manifest.parent, model, onnx, fields)
+    path.write_text(yaml.safe_dump(changed, sort_keys=False))
     return path
+
+
+def unfit_warmup(input_name: str, dims: list[int]) -> dict[str, Any]:
+    """A manifest `warmup` whose shape does not fit the input: Triton refuses to load the model
+    (2.51: "unexpected shape for input ... Expected [-1,1,28,28], got [1,1,29,29]")."""
+    wrong = [*dims[:-1], dims[-1] + 1]
+    return {"warmup": {"batch_size": 1, "data": "zero", "dims": {input_name: wrong}}}
 
 
 def corrupt_copy(source: Path, path: Path) -> Path:

@@ -4,15 +4,18 @@ themselves run against a real sandbox host in `make drill`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+import yaml
 
+from dltk.cli import main
 from dltk.drill import SHORT, host_var, select
 from dltk.drill_load import zero_input
-from dltk.drill_manifest import big_variant, broken_variant, corrupt_copy, override
+from dltk.drill_manifest import big_variant, broken_variant, corrupt_copy, override, unfit_warmup
 from dltk.drill_report import (
     DrillRow,
     Request,
@@ -175,6 +178,34 @@ def test_override_replaces_one_models_onnx_and_makes_paths_absolute(tmp_path: Pa
     assert doc["models"][0]["onnx"] == "../build/m.onnx"  # the input is not modified
     with pytest.raises(DltkError, match="no model 'nope'"):
         override(doc, base, "nope", Path("/x.onnx"))
+
+
+def test_override_with_fields_changes_only_that_models_entry(tmp_path: Path) -> None:
+    doc = {"models": [{"name": "mnist", "onnx": "/m.onnx", "export": "mnist"}, {"name": "o"}]}
+    out = override(doc, tmp_path, "mnist", fields=unfit_warmup("input", [1, 28, 28]))
+    assert out["models"][0] == {
+        "name": "mnist",
+        "onnx": "/m.onnx",
+        "export": "mnist",  # no new ONNX: the model is still built as before
+        "warmup": {"batch_size": 1, "data": "zero", "dims": {"input": [1, 28, 29]}},
+    }
+    assert out["models"][1] == {"name": "o"}
+
+
+def test_config_drills_warmup_is_refused_before_any_host(
+    build_onnx: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The config drill's rollout: its warmup does not fit mnist's input, so the repository
+    rendered from it does not validate (Triton would not load it)."""
+    onnx_file = build_onnx(tmp_path / "mnist.onnx")  # mnist's interface: input [B,1,28,28]
+    entry = {"name": "mnist", "onnx": str(onnx_file), "batch": {"max": 8}}
+    doc = {"models": [{**entry, "runtimes": ["onnxruntime"]}]}
+    bad = override(doc, tmp_path, "mnist", fields=unfit_warmup("input", [1, 28, 28]))
+    manifest = tmp_path / "models.yml"
+    manifest.write_text(yaml.safe_dump(bad))
+    out = str(tmp_path / "repo")
+    assert main(["repo", "render", "--manifest", str(manifest), "--out", out]) != 0
+    assert "dims of input 'input' are [1, 28, 29]" in capsys.readouterr().err
 
 
 def test_bad_versions_are_what_their_drills_need(tiny_onnx: Path, tmp_path: Path) -> None:
