@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import pytest
 
-from dltk.metrics import ModelMetrics
+import dltk.verify_perf
+from dltk.metrics import ModelMetrics, Sample
 from dltk.perf import ConcurrencyRange, PerfRow
-from dltk.verify_perf import default_concurrency, describe, metrics_check, slo_check
+from dltk.verify_perf import (
+    default_concurrency,
+    describe,
+    metrics_check,
+    scrape_model,
+    slo_check,
+)
 from dltk.verify_records import FAIL, PASS, SKIP, Check, Slo
 
 # --- default_concurrency ------------------------------------------------------------------------
@@ -118,6 +125,13 @@ def test_metrics_check_fails_each_count_the_server_missed_first_in_the_detail() 
         f"perf_analyzer: {NOTHING_TEXT}",
         {"verify": NOTHING.summary(), "perf": NOTHING.summary()},
     )
+
+
+def test_one_counted_success_is_enough() -> None:
+    """Rule: "no successful request" means 0; one success counted, over the whole run and
+    during the sweep, passes."""
+    one = ModelMetrics("mnist", success=1, inferences=1, executions=1)
+    assert metrics_check("mnist", one, one, ROWS).result == PASS
 
 
 @pytest.mark.parametrize("rows", [None, []])
@@ -264,3 +278,30 @@ def test_throughput_and_latency_gates_fail_without_a_sweep(rows: list[PerfRow] |
         "throughput/latency gates need a perf_analyzer sweep (--perf)",
         data(slo, 0),
     )
+
+
+# --- scrape_model -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("timeout", "waited"), [(60.0, 10.0), (10.0, 10.0), (2.5, 2.5)])
+def test_scrape_model_sums_the_models_counters_waiting_at_most_10_s(
+    monkeypatch: pytest.MonkeyPatch, timeout: float, waited: float
+) -> None:
+    """Rule: the metrics port is asked at the given URL, waiting the verify timeout but at most
+    10 s; the answer is the named model's counters summed over its versions (other models'
+    left out). The scrape is a TEST DOUBLE (no server here) that records what it was asked."""
+    asked: list[tuple[str, float]] = []
+
+    def scrape_double(url: str, timeout: float = -1.0) -> list[Sample]:
+        asked.append((url, timeout))
+        return [
+            Sample("nv_inference_request_success", {"model": "mnist", "version": "1"}, 3.0),
+            Sample("nv_inference_request_success", {"model": "mnist", "version": "2"}, 4.0),
+            Sample("nv_inference_request_failure", {"model": "mnist", "version": "1"}, 1.0),
+            Sample("nv_inference_request_success", {"model": "resnet", "version": "1"}, 9.0),
+        ]
+
+    monkeypatch.setattr(dltk.verify_perf, "scrape", scrape_double)
+    got = scrape_model("127.0.0.1:8002", "mnist", timeout)
+    assert got == ModelMetrics("mnist", success=7.0, failure=1.0)
+    assert asked == [("127.0.0.1:8002", waited)]

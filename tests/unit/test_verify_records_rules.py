@@ -56,10 +56,10 @@ def test_a_url_becomes_host_colon_port(url: str, expected: str) -> None:
     assert normalize_url(url) == expected
 
 
-@pytest.mark.parametrize("url", ["h:0", "h:65536", "h:", ":8000", "h", "h:-1", "h:80a"])
+@pytest.mark.parametrize("url", ["h:0", "h:65536", "h:", ":8000", "h", "h:-1", "h:80a", "h:8000X"])
 def test_a_url_without_a_host_or_a_valid_port_is_refused_in_one_line(url: str) -> None:
-    """Rule: no host, no port, a port that is not digits or outside 1..65535 is refused with
-    the URL and an example."""
+    """Rule: no host, no port, a port that is not digits (also text after it) or outside
+    1..65535 is refused with the URL and an example."""
     with pytest.raises(DltkError) as err:
         normalize_url(url)
     assert str(err.value) == f"URL {url!r} is not HOST:PORT, e.g. 127.0.0.1:8000"
