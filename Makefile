@@ -65,16 +65,19 @@ mutation: venv ## mutmut over the dltk logic modules with the unit suite: score 
 integration: images ## pytest against a real tritonserver, perf_analyzer and the docker engine (images first: some tests run the roles)
 	pytest -q tests/integration
 
-MOLECULE_SCENARIOS := default nvidia_driver nvidia_driver_bad_input nsight_systems docker_engine \
-  nvidia_container_toolkit mirror dltk_image trt_engines gpu_sim
+# Two lanes side by side (scripts/molecule-lanes.sh): the serving scenarios, which use the shared
+# images and most of the CPU, and the host scenarios, which mostly wait on apt. Either list runs
+# alone with `make molecule MOLECULE_SCENARIOS="a b"` (one lane, in order).
+MOLECULE_LANE_SERVING := default dltk_image trt_engines gpu_sim
+MOLECULE_LANE_HOSTS := nvidia_driver nvidia_driver_bad_input nsight_systems docker_engine \
+  nvidia_container_toolkit mirror
+MOLECULE_SCENARIOS ?=
 
 molecule: images ## molecule scenarios: default (whole deploy.yml on a sandbox host) and one per role
-	@for s in $(MOLECULE_SCENARIOS); do \
-	  start=$$(date +%s); echo "molecule test -s $$s"; molecule test -s $$s; \
-	  echo "[molecule] $$s passed in $$(( $$(date +%s) - start )) s"; \
-	done
+	@scripts/molecule-lanes.sh $(if $(strip $(MOLECULE_SCENARIOS)),"$(MOLECULE_SCENARIOS)",\
+	  "$(MOLECULE_LANE_SERVING)" "$(MOLECULE_LANE_HOSTS)")
 
-# The simulated 8x H100 + 4 NVSwitch host alone (it is also the last scenario of `make molecule`).
+# The simulated 8x H100 + 4 NVSwitch host alone (it is also the last scenario of the serving lane of `make molecule`).
 gpu-sim: images ## deploy.yml end to end on the simulated HGX H100 host (STAND-IN GPU tools)
 	molecule test -s gpu_sim
 
