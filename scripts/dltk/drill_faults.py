@@ -280,7 +280,7 @@ def disk_full(host: DrillHost) -> Fault:
     with filler.open("wb") as f:
         os.posix_fallocate(f.fileno(), 0, max(free - headroom, 0))
     try:
-        fault = _rollout(host, onnx, "disk-full")
+        fault = _rollout(host, "disk-full", onnx)
         left = os.statvfs(host.data_dir)
         fault.notes.append(f"{left.f_bavail * left.f_frsize // 1024} KiB left on the mount")
     finally:
