@@ -64,10 +64,10 @@ Time to recover: from the fault to the first successful request after the last f
 (0.00: no request failed). Load: one client thread sending MNIST (batch 1) over HTTP to the
 drill host's published port, one request every 50 ms, bounded per drill by count and time.
 Lost: a model not READY after the drill, model-repository files that differ from the serving
-version after a failed rollout, a server the failed deploy replaced. Every play the drills run
-passes `-e triton_verify_perf=false`: perf_analyzer would measure the drill's own load (and on 2
-shared cores its sweep is not stable); the verifier's answer checks still run. Requests time out
-after 2 s: a request slower than that under the machine's load counts as failed.
+version after a failed rollout, a server the failed deploy replaced. The drills re-run the serve
+stage (`--playbooks`, playbooks/serve.yml by default: the model repository and the server, not the
+verifier) with `-e triton_verify_perf=false` (with deploy.yml, perf_analyzer would measure the
+drill's own load). Requests time out after 2 s: a request slower than that counts as failed.
 """
 
 
