@@ -117,6 +117,10 @@ PLAN_CASES = {
         'bogus: 1\nname: "m"\n',
         ['{config}:1:1: Message type "inference.ModelConfig" has no field named "bogus".'],
     ),
+    "a schema error quoting the first of several lines": (
+        'max_batch_size: "x"\nname: "m"\n',
+        ['{config}:1:17: Couldn\'t parse integer: "x"'],
+    ),
     "a schema error whose message has ' : ' in it keeps it": (
         'name: "m"\nmax_batch_size: "a : b"\n',
         ['{config}:2:17: Couldn\'t parse integer: "a : b"'],
