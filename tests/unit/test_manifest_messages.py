@@ -433,3 +433,32 @@ def test_warmup_of_fixed_dims_needs_no_dims_and_may_repeat_them(
     build_onnx(tmp_path / "models" / "mnist.onnx")
     (model,) = load_manifest(write(tmp_path, BASE + f"    warmup: {warmup}\n")).models
     assert model.warmup is not None and model.inputs[0].dims == (1, 28, 28)
+
+
+def scalar_output_model(path: Path) -> Path:
+    """input [N, 3] -> total = the sum of all its values, a scalar (no dims at all)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["input"], ["total"], keepdims=0)],
+        "scalar",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("total", TensorProto.FLOAT, [])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_batching_a_scalar_tensor_is_one_exact_line(tmp_path: Path) -> None:
+    """Rule: a scalar tensor has no batch axis, so batch.max > 0 is refused for it, and the
+    message says the tensor is a scalar."""
+    scalar_output_model(tmp_path / "models" / "mnist.onnx")
+    path = write(tmp_path, BASE)
+    assert load_error(path) == (
+        f"{path}: model 'mnist': batch.max is 64 but tensor 'total' has first dim none (a "
+        "scalar); export it with a dynamic batch axis or use max batch size 0 (batch: {max: 0})"
+    )

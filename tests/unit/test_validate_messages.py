@@ -402,3 +402,26 @@ def test_the_cli_counts_the_valid_models(
         (repo / name / "config.pbtxt").write_text(PLAN.replace('name: "m"', f'name: "{name}"'))
     assert main(["validate", str(repo)]) == 0
     assert capsys.readouterr().out == f"{repo}: 2 model(s) valid\n"
+
+
+def test_a_config_input_a_graph_without_inputs_lacks_says_it_has_none(tmp_path: Path) -> None:
+    """Rule: a config tensor the graph lacks is named with the graph's tensors of that kind,
+    `none` when it has none (a graph of constants)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = tmp_path / "repo" / "m"
+    (model / "1").mkdir(parents=True)
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["logits"], value_floats=[0.0] * 10)],
+        "constant",
+        [],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [10])],
+    )
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx_model.ir_version = 8
+    onnx.save(onnx_model, str(model / "1" / "model.onnx"))
+    (model / "config.pbtxt").write_text(ONNX.replace("max_batch_size: 64", "max_batch_size: 0"))
+    assert [str(p) for p in validate_repo(tmp_path / "repo")] == [
+        f"{model / 'config.pbtxt'}:4:11: input 'input' is not an input of {model / '1' / 'model.onnx'} (it has: none)"
+    ]
