@@ -462,3 +462,82 @@ def test_batching_a_scalar_tensor_is_one_exact_line(tmp_path: Path) -> None:
         f"{path}: model 'mnist': batch.max is 64 but tensor 'total' has first dim none (a "
         "scalar); export it with a dynamic batch axis or use max batch size 0 (batch: {max: 0})"
     )
+
+
+TRT_BASE = BASE.replace("[onnxruntime]", "[tensorrt, onnxruntime]")
+AT_THEIR_MINIMUM = {
+    "batch min and opt 1": (
+        batch("opt: 1", "max: 64", "min: 1"),
+        lambda m: (m.batch.min, m.batch.opt) == (1, 1),
+    ),
+    "cpu_threads 1": (
+        BASE.replace("cpu_threads: 2", "cpu_threads: 1"),
+        lambda m: m.cpu_threads == 1,
+    ),
+    "instances 1": (BASE + "    instances: 1\n", lambda m: m.instances == 1),
+    "tensorrt workspace_mb 1": (
+        TRT_BASE + "    tensorrt: {workspace_mb: 1}\n",
+        lambda m: m.tensorrt.workspace_mb == 1,
+    ),
+    "onnxruntime_tensorrt workspace_mb 1": (
+        BASE + "    onnxruntime_tensorrt: {workspace_mb: 1}\n",
+        lambda m: m.onnxruntime_tensorrt.workspace_mb == 1,
+    ),
+    "warmup batch_size and count 1": (
+        BASE + "    warmup: {count: 1, batch_size: 1}\n",
+        lambda m: (m.warmup.batch_size, m.warmup.count) == (1, 1),
+    ),
+    "version_policy latest 1": (
+        BASE + "    version_policy: {latest: 1}\n",
+        lambda m: m.version_policy.versions == (1,),
+    ),
+    "dynamic_batching delay 0, preferred 1": (
+        BASE
+        + "    dynamic_batching: {max_queue_delay_microseconds: 0, preferred_batch_size: [1]}\n",
+        lambda m: (
+            (
+                m.dynamic_batching.max_queue_delay_microseconds,
+                m.dynamic_batching.preferred_batch_size,
+            )
+            == (0, (1,))
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("text, holds", AT_THEIR_MINIMUM.values(), ids=list(AT_THEIR_MINIMUM))
+def test_each_integer_option_accepts_its_minimum(text: str, holds) -> None:  # noqa: ANN001 - a predicate
+    """Rule: the case's id; each bound is inclusive (the refusals below it are in REFUSED and
+    in test_manifest_options_rules.py)."""
+    (model,) = parse_manifest(text, Path("m.yml")).models
+    assert holds(model), model
+
+
+OPTION_AT_ITS_KEY = {
+    "preferred size 0, at preferred_batch_size, not at dynamic_batching": (
+        BASE
+        + "    dynamic_batching: {max_queue_delay_microseconds: 1, preferred_batch_size: [0]}\n",
+        "m.yml:9:57: model 'mnist' dynamic_batching: preferred_batch_size must be a list of sizes in 1..64 (batch.max), got [0]",
+    ),
+    "warmup batch_size above batch.max, at batch_size, not at warmup": (
+        BASE + "    warmup: {count: 1, batch_size: 65}\n",
+        "m.yml:9:24: model 'mnist' warmup: batch_size 65 exceeds the model's batch.max (64); lower it",
+    ),
+    "warmup dims of the second input, at that input": (
+        BASE + "    warmup: {dims: {a: [1], b: [0]}}\n",
+        "m.yml:9:29: model 'mnist' warmup: dims of 'b' must be a list of positive sizes, got [0]",
+    ),
+    "a relative engine cache path, at engine_cache_path": (
+        BASE + "    onnxruntime_tensorrt: {precision: fp16, engine_cache_path: cache}\n",
+        "m.yml:9:45: model 'mnist' onnxruntime_tensorrt: engine_cache_path must be an absolute path inside the Triton container",
+    ),
+}
+
+
+@pytest.mark.parametrize("text, message", OPTION_AT_ITS_KEY.values(), ids=list(OPTION_AT_ITS_KEY))
+def test_an_option_error_points_at_its_key_not_at_the_first_key(text: str, message: str) -> None:
+    """Rule: the case's id; the key the error is about is not the first of its mapping here,
+    so the position shows which one is meant."""
+    with pytest.raises(DltkError) as exc:
+        parse_manifest(text, Path("m.yml"))
+    assert str(exc.value) == message
