@@ -377,10 +377,10 @@ def test_with_tensors_without_a_place_starts_with_the_model(tmp_path: Path) -> N
 def test_batching_a_fixed_first_dim_is_one_exact_line(tmp_path: Path, build_onnx) -> None:  # noqa: ANN001 - conftest fixture
     """Rule: batch.max > 0 needs every tensor's first dim to be the dynamic batch axis; the
     error names the model, the tensor and its first dim. batch.max 1 is batching too."""
-    build_onnx(tmp_path / "models" / "mnist.onnx", batch=1)
+    build_onnx(tmp_path / "models" / "mnist.onnx", batch=4)
     path = write(tmp_path, batch("max: 1"))
     assert load_error(path) == (
-        f"{path}: model 'mnist': batch.max is 1 but tensor 'input' has first dim 1; export it "
+        f"{path}: model 'mnist': batch.max is 1 but tensor 'input' has first dim 4; export it "
         "with a dynamic batch axis or use max batch size 0 (batch: {max: 0})"
     )
 
@@ -541,3 +541,24 @@ def test_an_option_error_points_at_its_key_not_at_the_first_key(text: str, messa
     with pytest.raises(DltkError) as exc:
         parse_manifest(text, Path("m.yml"))
     assert str(exc.value) == message
+
+
+def test_a_warmup_dims_name_that_is_no_input_lists_every_input(tmp_path: Path) -> None:
+    """Rule: warmup dims may name only the model's inputs; the error lists all of them, sorted."""
+    from onnx_builders import two_input_model
+
+    (tmp_path / "models").mkdir()
+    two_input_model(tmp_path / "models" / "mnist.onnx")
+    path = write(tmp_path, batch("max: 8") + "    warmup: {dims: {pixels: [3]}}\n")
+    assert load_error(path) == (
+        f"{path}: model 'mnist' warmup: dims name 'pixels', which is not an input (inputs: k, x)"
+    )
+
+
+def test_an_unknown_model_name_lists_the_manifests_models_and_its_file() -> None:
+    """Rule: looking up a model the manifest lacks names the manifest file and its models."""
+    text = BASE + "  - {name: digits, onnx: d.onnx, batch: {max: 0}, runtimes: onnxruntime}\n"
+    manifest = parse_manifest(text, Path("m.yml"))
+    with pytest.raises(DltkError) as exc:
+        manifest.model("resnet")
+    assert str(exc.value) == "m.yml: no model named 'resnet'; the manifest has: mnist, digits"

@@ -133,3 +133,13 @@ def test_a_metrics_value_that_is_not_a_number_names_its_line() -> None:
     """Rule: a sample whose value is not a float is refused with its 1-based line number."""
     text = "# HELP x\nnv_inference_count 4\nnv_inference_exec_count four\n"
     assert message(parse_prometheus, text) == "metrics line 3: value 'four' is not a number"
+
+
+def test_a_precision_the_model_lacks_lists_all_its_precisions() -> None:
+    """Rule: rendering an engine of a precision the model does not build names all it builds."""
+    from dltk.config import render_tensorrt_config
+
+    both = replace(MNIST, runtimes=("onnxruntime", "tensorrt"), precisions=("tf32", "fp16"))
+    assert message(render_tensorrt_config, both, "int8", ("8.6",)) == (
+        "model 'mnist' has no int8 engine; its precisions: tf32, fp16"
+    )

@@ -58,6 +58,14 @@ PLAN_CASES = {
         inputs(INPUT.strip() + ",", '{ name: "input" data_type: TYPE_FP32 dims: [ 4 ] }'),
         ["{config}:6:5: input name 'input' is used twice"],
     ),
+    "data_type TYPE_INVALID written, at the data_type": (
+        inputs('{ name: "input" data_type: TYPE_INVALID dims: [ 1 ] }'),
+        ["{config}:5:19: input 'input' needs a data_type (TYPE_FP32, ...)"],
+    ),
+    "empty input dims of a batching model, at the input": (
+        inputs('{ name: "input" data_type: TYPE_FP32 }'),
+        ["{config}:5:3: input 'input' has empty dims; list its shape without the batch dim"],
+    ),
     "dim -1 is variable, -2 is not": (
         inputs('{ name: "input" data_type: TYPE_FP32 dims: [ -1, -2 ] }'),
         ["{config}:5:52: input 'input' dim 1 is -2; each dim must be -1 (variable) or > 0"],
@@ -209,7 +217,10 @@ def test_each_version_directory_problem_is_one_exact_line(
     assert repo_problems(config, files) == expected
 
 
-CC = 'cc_model_filenames { key: "8.6" value: "model.sm86.plan" }\n'
+CC = (
+    'cc_model_filenames { key: "8.6" value: "model.sm86.plan" }\n'
+    'cc_model_filenames { key: "9.0" value: "model.sm90.plan" }\n'
+)
 
 
 def test_a_listed_engine_the_config_does_not_name_is_reported_at_version_1(
@@ -220,12 +231,12 @@ def test_a_listed_engine_the_config_does_not_name_is_reported_at_version_1(
     config = PLAN.replace('name: "m"', 'name: "x_trt_fp16"') + CC
     engines = (
         EngineRef("x", "fp16", "8.6"),
-        EngineRef("x", "fp16", "9.0"),
+        EngineRef("x", "fp16", "7.5"),
         EngineRef("x", "fp16", "8.0"),
     )
     assert repo_problems(config, {}, engines, name="x_trt_fp16") == [
-        "{model}/1: model.sm80.plan is in the engine list but cc_model_filenames names only model.sm86.plan; render the repository with the same --engines",
-        "{model}/1: model.sm90.plan is in the engine list but cc_model_filenames names only model.sm86.plan; render the repository with the same --engines",
+        "{model}/1: model.sm75.plan is in the engine list but cc_model_filenames names only model.sm86.plan, model.sm90.plan; render the repository with the same --engines",
+        "{model}/1: model.sm80.plan is in the engine list but cc_model_filenames names only model.sm86.plan, model.sm90.plan; render the repository with the same --engines",
     ]
 
 
@@ -425,3 +436,63 @@ def test_a_config_input_a_graph_without_inputs_lacks_says_it_has_none(tmp_path: 
     assert [str(p) for p in validate_repo(tmp_path / "repo")] == [
         f"{model / 'config.pbtxt'}:4:11: input 'input' is not an input of {model / '1' / 'model.onnx'} (it has: none)"
     ]
+
+
+def test_a_config_tensor_the_graph_lacks_lists_every_graph_tensor(tmp_path: Path) -> None:
+    """Rule: the problem names the graph's tensors of that kind, all of them, in graph order."""
+    from onnx_builders import two_input_model
+
+    model = tmp_path / "repo" / "m"
+    (model / "1").mkdir(parents=True)
+    two_input_model(model / "1" / "model.onnx")
+    (model / "config.pbtxt").write_text(
+        'name: "m"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n'
+        'input [ { name: "y" data_type: TYPE_FP32 dims: [ 3 ] } ]\n'
+        'output [ { name: "scaled" data_type: TYPE_FP32 dims: [ 3 ] } ]\n'
+    )
+    assert [str(p) for p in validate_repo(tmp_path / "repo")] == [
+        f"{model / 'config.pbtxt'}:4:11: input 'y' is not an input of {model / '1' / 'model.onnx'} (it has: x, k)"
+    ]
+
+
+def test_a_file_named_like_a_version_is_not_a_version(
+    tmp_path: Path, build_onnx: Callable[..., Path]
+) -> None:
+    """Rule: versions are numeric directories; a file named `2` next to `1/` is not the newest
+    version, so `1/model.onnx` is still compared."""
+    found = onnx_problems(tmp_path, build_onnx, ONNX, {"1": {"batch": 1}})
+    (tmp_path / "repo" / "m" / "2").write_text("not a version")
+    assert [
+        str(p).replace(str(tmp_path / "repo" / "m" / "config.pbtxt"), "{config}")
+        for p in validate_repo(tmp_path / "repo")
+    ] == found
+    assert found == [
+        "{config}:3:1: max_batch_size > 0 but input 'input' of model.onnx has a fixed first dim 1; use max_batch_size 0",
+        "{config}:3:1: max_batch_size > 0 but output 'logits' of model.onnx has a fixed first dim 1; use max_batch_size 0",
+    ]
+
+
+def test_external_data_outside_the_version_directory_is_one_problem_at_the_onnx(
+    tmp_path: Path, build_onnx: Callable[..., Path]
+) -> None:
+    """Rule: external data must sit next to the model; the problem is placed at the ONNX file
+    and its message is the whole reason (it has a ': ' inside), without the path again."""
+    import onnx
+
+    model = tmp_path / "repo" / "m"
+    (model).mkdir(parents=True)
+    (model / "config.pbtxt").write_text(ONNX)
+    onnx_file = build_onnx(model / "1" / "model.onnx", external_data=True)
+    proto = onnx.load(str(onnx_file), load_external_data=False)
+    for tensor in proto.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../w.data"
+    onnx.save(proto, str(onnx_file))
+    (problem,) = validate_repo(tmp_path / "repo")
+    assert (problem.file, problem.line) == (onnx_file, None)
+    assert problem.message == (
+        "tensor 'W' keeps its data at '../w.data'; external data must sit next to the model (a "
+        "relative path without '..'): re-save it with onnx.save_model(..., "
+        "save_as_external_data=True, location='NAME.onnx.data')"
+    )
