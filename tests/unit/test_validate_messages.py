@@ -78,6 +78,28 @@ PLAN_CASES = {
         PLAN.replace("max_batch_size: 64", "max_batch_size: 0").replace(" dims: [ 10 ]", ""),
         ["{config}:7:10: output 'logits' has empty dims; list its shape"],
     ),
+    "unnamed warmups are numbered from 1 and placed at their entry; all inputs listed": (
+        inputs(
+            '{ name: "a" data_type: TYPE_FP32 dims: [ 2 ] },',
+            '{ name: "b" data_type: TYPE_FP32 dims: [ 3 ] }',
+        )
+        + "model_warmup [\n"
+        + '  { name: "w" batch_size: 1 inputs { key: "a" value: { data_type: TYPE_FP32 dims: [ 2 ] zero_data: true } } },\n'
+        + '  { batch_size: 1 inputs { key: "c" value: { data_type: TYPE_FP32 dims: [ 2 ] zero_data: true } } },\n'
+        + '  { batch_size: 1 inputs { key: "b" value: { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } }\n'
+        + "]\n",
+        [
+            "{config}:11:3: model_warmup #2 gives input 'c', which the config does not have (inputs: a, b); Triton would not load it",
+            "{config}:12:3: model_warmup #3: dims of input 'b' are [4], the config's are [3] (-1: any size); Triton would not load the model",
+        ],
+    ),
+    "a warmup of a config without inputs says none": (
+        PLAN.replace(INPUT, "")
+        + 'model_warmup [ { name: "w" batch_size: 1 inputs { key: "x" value: { data_type: TYPE_FP32 dims: [ 1 ] zero_data: true } } } ]\n',
+        [
+            "{config}:7:16: model_warmup 'w' gives input 'x', which the config does not have (inputs: none); Triton would not load it"
+        ],
+    ),
     "negative max_batch_size": (
         PLAN.replace("max_batch_size: 64", "max_batch_size: -1"),
         ["{config}:3:1: max_batch_size is -1; use 0 (no batching) or > 0"],
