@@ -19,7 +19,16 @@ from dltk.config import config_context, render_config, triton_dtype
 from dltk.errors import DltkError
 from dltk.manifest import BatchRange, ModelSpec, TensorSpec
 from dltk.metrics import parse_prometheus
-from dltk.perf import PerfConfig, format_command, run_perf
+from dltk.perf import (
+    MAX_INTERVAL_MS,
+    ConcurrencyRange,
+    PerfConfig,
+    format_command,
+    longer_window,
+    run_perf,
+    run_sweep,
+    timeout_for,
+)
 
 MNIST = ModelSpec(
     name="mnist",
@@ -143,3 +152,55 @@ def test_a_precision_the_model_lacks_lists_all_its_precisions() -> None:
     assert message(render_tensorrt_config, both, "int8", ("8.6",)) == (
         "model 'mnist' has no int8 engine; its precisions: tf32, fp16"
     )
+
+
+HTTP_CSV = (Path(__file__).parent / "data" / "perf_http_b8_c1-3.csv").read_text()
+ONE_LEVEL_CSV = "\n".join(HTTP_CSV.splitlines()[:2]) + "\n"
+SWEEP = PerfConfig(model="m", url="127.0.0.1:8000", concurrency=ConcurrencyRange(1, 3))
+UNSTABLE = "Failed to obtain stable measurement within 5 measurement windows\n"
+
+
+def sequence(*answers: tuple[str, int, str]):  # noqa: ANN201 - a runner and its calls
+    calls: list[tuple[list[str], dict[str, object]]] = []
+
+    def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        """TEST DOUBLE of subprocess.run: perf_analyzer writing the next (csv, exit, stderr)."""
+        csv, code, stderr = answers[len(calls)]
+        calls.append((cmd, kwargs))
+        if csv:
+            Path(cmd[cmd.index("-f") + 1]).write_text(csv)
+        return subprocess.CompletedProcess(cmd, code, "", stderr)
+
+    return run, calls
+
+
+def test_a_sweep_runs_the_given_binary_with_its_env_and_each_windows_timeout() -> None:
+    """Rule: both runs of a sweep (the first and its retry) run the given perf_analyzer with the
+    given environment, each bounded by the timeout of its own window."""
+    runner, calls = sequence((ONE_LEVEL_CSV, 0, ""), (HTTP_CSV, 0, ""))
+    run_sweep(Path("/opt/pa"), SWEEP, {"K": "v"}, runner=runner)
+    assert [cmd[0] for cmd, _ in calls] == ["/opt/pa", "/opt/pa"]
+    assert [kwargs["env"] for _, kwargs in calls] == [{"K": "v"}, {"K": "v"}]
+    longer = longer_window(SWEEP)
+    assert longer is not None
+    assert [kwargs["timeout"] for _, kwargs in calls] == [timeout_for(SWEEP), timeout_for(longer)]
+
+
+def test_a_sweep_at_the_window_cap_keeps_its_gap_or_fails_in_one_line() -> None:
+    """Rule: at the 60 s window cap there is no retry: missing levels are kept with the reason,
+    an unstable measurement fails with one line that says the window is at its cap."""
+    capped = replace(SWEEP, measurement_interval_ms=MAX_INTERVAL_MS)
+    runner, calls = sequence((ONE_LEVEL_CSV, 0, ""))
+    result = run_sweep(Path("pa"), capped, {}, runner=runner)
+    assert len(calls) == 1
+    assert (result.missing_levels, result.retries) == (
+        [2, 3],
+        ("measured 1 of 3 levels (missing concurrency 2, 3) with a 60000 ms window",),
+    )
+    runner, calls = sequence(("", 1, UNSTABLE))
+    assert message(run_sweep, Path("pa"), capped, {}, runner=runner) == (
+        "perf_analyzer failed (exit 1): Failed to obtain stable measurement within 5 measurement "
+        "windows; raise the measurement interval or the stability percentage (with a 60000 ms "
+        "window); the window is already at its 60000 ms cap"
+    )
+    assert len(calls) == 1
