@@ -562,3 +562,24 @@ def test_an_unknown_model_name_lists_the_manifests_models_and_its_file() -> None
     with pytest.raises(DltkError) as exc:
         manifest.model("resnet")
     assert str(exc.value) == "m.yml: no model named 'resnet'; the manifest has: mnist, digits"
+
+
+def test_a_pipeline_of_an_unknown_model_lists_every_model() -> None:
+    """Rule: a pipeline must call a model of `models:`; the error lists all of them."""
+    text = (
+        BASE
+        + "  - {name: digits, onnx: d.onnx, batch: {max: 0}, runtimes: onnxruntime}\n"
+        + "pipelines:\n  - {name: p, model: resnet}\n"
+    )
+    with pytest.raises(DltkError) as exc:
+        parse_manifest(text, Path("m.yml"))
+    assert str(exc.value) == (
+        "m.yml:11:5: pipeline 'p': model 'resnet' is not in `models:` (models: mnist, digits)"
+    )
+
+
+def test_a_pipelines_input_name_is_kept() -> None:
+    """Rule: `input:` names the pipeline's image tensor (default `image`)."""
+    text = BASE + "pipelines:\n  - {name: p, model: mnist, input: pixels}\n"
+    (pipeline,) = parse_manifest(text, Path("m.yml")).pipelines
+    assert pipeline.input == "pixels"
