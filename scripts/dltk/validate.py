@@ -126,7 +126,9 @@ def _parse_problem(file: Path, text: str, exc: text_format.ParseError) -> Proble
     line = exc.GetLine()
     if line is not None:
         message = message.split(" : ", 1)[-1]
-        lines = text.splitlines()
+        # text_format.Parse numbers and quotes the lines of text.split("\n"); splitlines()
+        # would drop the empty line after a final newline, where "Expected ..." errors point.
+        lines = text.split("\n")
         quoted = f"'{lines[line - 1]}': " if 0 < line <= len(lines) else None
         if quoted and message.startswith(quoted):
             message = message[len(quoted) :]

@@ -81,3 +81,16 @@ def test_a_pipeline_of_a_fixed_batch_model_keeps_its_rows_apart_from_the_classes
     assert list(config.input[0].dims) == [4, 1, 28, 28]
     probabilities = next(o for o in config.output if o.name == "probabilities")
     assert list(probabilities.dims) == [4, 10]
+
+
+def test_a_pipeline_counts_the_channels_of_a_batch_1_model_after_the_batch_dim() -> None:
+    """Rule: for a batched model (max 1 included) the tensors have no batch dim, so an RGB
+    model's [3, 32, 32] has 3 channels: a mean per channel is accepted."""
+    from dataclasses import replace
+
+    from dltk.manifest_checks import check_pipeline
+
+    rgb = replace(mnist(1), inputs=(TensorSpec("input", "FLOAT", (3, 32, 32)),))
+    assert (
+        check_pipeline(PipelineSpec("photos", "mnist", mean=(0.5, 0.4, 0.3)), rgb, "m.yml") is None
+    )
