@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODULES="${MUTATION_MODULES:-validate manifest manifest_checks manifest_options config perf metrics}"
+MODULES="${MUTATION_MODULES:-validate manifest manifest_checks manifest_options config perf metrics verify_records verify_perf}"
 MIN_SCORE="${MUTATION_MIN_SCORE:-90}"
 STAGE=build/mutation
 log() { printf '[mutation] %s\n' "$*"; }
