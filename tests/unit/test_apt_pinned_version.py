@@ -6,21 +6,16 @@ Madison texts are the shapes apt-cache prints for Docker's, NVIDIA's flat and De
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from role_plugins import load_role_plugin
 
-MODULE_PATH = (
-    Path(__file__).resolve().parents[2] / "roles/apt_pinned_repo/library/apt_pinned_version.py"
-)
-_spec = importlib.util.spec_from_file_location("apt_pinned_version", MODULE_PATH)
-assert _spec and _spec.loader
-apv = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(apv)
+apv = load_role_plugin("apt_pinned_repo/library/apt_pinned_version.py")
+MODULE_PATH = Path(apv.__file__)
 
 DOCKER = """\
  docker-ce | 5:29.0.0-1~debian.12~bookworm | https://d.docker.com bookworm/stable amd64 Packages

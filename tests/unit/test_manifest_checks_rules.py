@@ -8,23 +8,15 @@ the model batches), so each test shows the model shape on each side of a rule.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
+from specs import MNIST
 
 from dltk.errors import DltkError
 from dltk.manifest import BatchRange, ModelSpec, TensorSpec
 from dltk.manifest_checks import check_pipeline
 from dltk.manifest_options import PipelineSpec
 
-MNIST = ModelSpec(
-    name="mnist",
-    onnx=Path("mnist.onnx"),
-    batch=BatchRange(1, 16, 64),
-    runtimes=("onnxruntime",),
-    inputs=(TensorSpec("input", "FLOAT", (1, 28, 28)),),
-    outputs=(TensorSpec("logits", "FLOAT", (10,)),),
-)
 RGB = replace(MNIST, name="rgb", inputs=(TensorSpec("input", "FLOAT", (3, 32, 32)),))
 PIPE = PipelineSpec("digits", "mnist")
 

@@ -7,16 +7,9 @@ shaped as ansible.builtin.find returns them (path, checksum, mode).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from role_plugins import load_role_plugin
 
-PLUGIN = (
-    Path(__file__).resolve().parents[2] / "roles/triton_model_repo/filter_plugins/model_dirs.py"
-)
-_spec = importlib.util.spec_from_file_location("model_dirs", PLUGIN)
-assert _spec and _spec.loader
-md = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(md)
+md = load_role_plugin("triton_model_repo/filter_plugins/model_dirs.py")
 
 STAGE = "/p/roles/triton_model_repo/../../build/model_repo/h1"
 REPO = "/srv/repo"

@@ -14,10 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from specs import MNIST
 
 from dltk.config import config_context, render_config, triton_dtype
 from dltk.errors import DltkError
-from dltk.manifest import BatchRange, ModelSpec, TensorSpec
+from dltk.manifest import TensorSpec
 from dltk.metrics import parse_prometheus
 from dltk.perf import (
     MAX_INTERVAL_MS,
@@ -30,14 +31,6 @@ from dltk.perf import (
     timeout_for,
 )
 
-MNIST = ModelSpec(
-    name="mnist",
-    onnx=Path("mnist.onnx"),
-    batch=BatchRange(1, 16, 64),
-    runtimes=("onnxruntime",),
-    inputs=(TensorSpec("input", "FLOAT", (1, 28, 28)),),
-    outputs=(TensorSpec("logits", "FLOAT", (10,)),),
-)
 TRITON_TYPES = "BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FLOAT16, FLOAT, DOUBLE, STRING, BFLOAT16"
 
 

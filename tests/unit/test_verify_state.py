@@ -7,17 +7,12 @@ The filter lives in the role (it travels with it); it is loaded here by path.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from role_plugins import load_role_plugin
 
-PLUGIN = Path(__file__).resolve().parents[2] / "roles/triton_verify/filter_plugins/verify_state.py"
-_spec = importlib.util.spec_from_file_location("verify_state", PLUGIN)
-assert _spec and _spec.loader
-vs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(vs)
+vs = load_role_plugin("triton_verify/filter_plugins/verify_state.py")
 
 OPTIONS = {"models": ["mnist"], "perf": True, "concurrency": "auto"}
 SERVER = {"Id": "c1", "Image": "sha256:i1", "State": {"StartedAt": "2026-12-02T04:00:00Z"}}
