@@ -3,6 +3,8 @@
 speed    ms per batch for PyTorch, ONNX Runtime (CPU/GPU) and TensorRT, per batch size
 trt      latency and throughput per batch size of a TensorRT engine (GPU hosts, trtexec)
 serving  in-process onnxruntime vs Triton-served, and tuned vs default Triton config
+converge a converged re-run of deploy.yml vs a cold deploy on a fresh sandbox host (and the
+         extra time a big model in the repository costs a converged run)
 """
 
 from __future__ import annotations
@@ -189,6 +191,63 @@ def cmd_serving(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- converge -------------------------------------------------------------------------------
+
+
+def cmd_converge(args: argparse.Namespace) -> int:
+    from dltk.bench_converge import (
+        cold_and_converged,
+        manifest_with_bulk,
+        report_lines,
+        small_and_big,
+        write_bulk_onnx,
+    )
+    from dltk.drill_host import DrillHost, deploy, sandbox
+
+    root = REPO_ROOT
+    inventory = root / "inventory" / "bench.yml"
+    work = root / "build" / "bench" / "converge"
+    work.mkdir(parents=True, exist_ok=True)
+
+    def host(name: str, port: int, models: tuple[str, ...]) -> DrillHost:
+        return DrillHost(root, inventory, name, port, work, models=models)
+
+    def play(h: DrillHost):  # type: ignore[no-untyped-def]
+        return deploy(h, "--limit", h.name)
+
+    def fresh(h: DrillHost) -> None:
+        sandbox(h, "down")
+        sandbox(h, "up")
+
+    def log(msg: str) -> None:
+        err_console.print(f"[bench converge] {msg}", highlight=False)
+
+    hosts = [host("dltk-bench-1", 18300, ("mnist", "mnist_classifier"))]
+    small_runs: tuple[list, list] = ([], [])
+    try:
+        cold, converged = cold_and_converged(hosts[0], args.rounds, play, fresh, log)
+        if args.big_mb > 0:
+            base = Path(args.manifest)
+            for label, mb in (("small", 1.0), ("big", args.big_mb)):
+                size = write_bulk_onnx(work / f"bulk-{label}.onnx", mb)
+                manifest_with_bulk(base, work / f"bulk-{label}.onnx", work / f"models-{label}.yml")
+                log(f"bulk model for dltk-bench-{label}: {size / 1e6:.1f} MB")
+            models = ("mnist", "mnist_classifier", "bulk")
+            hosts += [
+                host("dltk-bench-small", 18310, models),
+                host("dltk-bench-big", 18320, models),
+            ]
+            small_runs = small_and_big(hosts[1], hosts[2], args.rounds, play, fresh, log)
+    finally:
+        if not args.keep:
+            for h in hosts:
+                sandbox(h, "down")
+    for line in report_lines(cold, converged, *small_runs, big_mb=args.big_mb):
+        print(line)
+    sys.stdout.flush()
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -249,3 +308,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--interval-ms", type=int, default=2000, help="perf window (default 2000)")
     v.add_argument("--out", help="write every measurement to this JSON file")
     v.set_defaults(func=cmd_serving)
+
+    c = sub.add_parser(
+        "converge",
+        help="converged re-run of deploy.yml vs cold deploy on fresh sandbox hosts",
+        description="Sandbox hosts of inventory/bench.yml (images built: `make images`). Each "
+        "round creates dltk-bench-1 fresh, runs deploy.yml (cold), then again (converged). "
+        "Prints the median and spread of 'ratio converged/cold' on stdout; with --big-mb, also "
+        "the extra seconds a converged run takes with a big model in the repository.",
+    )
+    c.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    c.add_argument("--big-mb", type=float, default=0, help="size check: extra model of N MB")
+    c.add_argument("--manifest", default=str(REPO_ROOT / "model_repo" / "models.yml"))
+    c.add_argument("--keep", action="store_true", help="leave the bench hosts running")
+    c.set_defaults(func=cmd_converge)
