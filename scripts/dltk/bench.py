@@ -220,7 +220,7 @@ def cmd_converge(args: argparse.Namespace) -> int:
         sandbox(h, "up")
 
     def log(msg: str) -> None:
-        err_console.print(f"[bench converge] {msg}", highlight=False)
+        print(f"[bench converge] {msg}", file=sys.stderr, flush=True)
 
     hosts = [host("dltk-bench-1", 18300, ("mnist", "mnist_classifier"))]
     small_runs: tuple[list, list] = ([], [])
