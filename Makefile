@@ -59,7 +59,7 @@ lint: venv ## ansible-lint (production), yamllint, ruff, syntax-check
 unit: venv ## pytest unit tests (no server, no docker)
 	pytest -q tests/unit
 
-mutation: venv ## mutmut over the dltk logic modules with the unit suite: score and survivors (not in `make test`: about an hour on 2 cores)
+mutation: venv ## mutmut over the dltk logic modules with the unit suite: score and survivors (not in `make test`: about 25 min on 2 cores)
 	scripts/mutation.sh
 
 integration: images ## pytest against a real tritonserver, perf_analyzer and the docker engine (images first: some tests run the roles)
