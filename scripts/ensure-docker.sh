@@ -118,6 +118,11 @@ reload_engine() {
   return 1
 }
 
+# Sourced (tests/unit/test_ensure_docker.py): the functions above only.
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+  return 0
+fi
+
 if docker info >/dev/null 2>&1; then
   log "docker engine already answers: $(docker version --format '{{.Server.Version}}')"
   ensure_capbnd_wrapper
