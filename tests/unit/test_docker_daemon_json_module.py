@@ -181,7 +181,7 @@ def test_the_role_task_file_writes_once_defers_the_restart_and_a_rerun_changes_n
 ) -> None:
     directory, results = run
     merged = one(
-        results, "docker_engine : Merge the keys of unit-test into the engine's daemon.json"
+        results, "docker_engine : Merge the caller's keys into the engine's daemon.json (unit-test)"
     )
     assert merged["changed"] is True
     assert merged["backup_file"].startswith(f"{directory}/daemon.json.")
