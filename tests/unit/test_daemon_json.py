@@ -131,6 +131,7 @@ def test_a_difference_is_written_with_a_backup_of_the_old_file(tmp_path: Path) -
     old = json.dumps(FOREIGN)
     path.write_text(old)
     path.chmod(0o600)
+    old_mtime = path.stat().st_mtime_ns
     result = dj.update(str(path), {"log-driver": "json-file", "log-opts": {"max-size": "10m"}})
     assert result["changed"] is True
     written = json.loads(path.read_text())
@@ -146,6 +147,7 @@ def test_a_difference_is_written_with_a_backup_of_the_old_file(tmp_path: Path) -
     assert backup.name.endswith("~")
     assert backup.read_text() == old
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert backup.stat().st_mtime_ns == old_mtime
     assert result["before_text"] == old and result["after_text"] == path.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["daemon.json", backup.name])
 

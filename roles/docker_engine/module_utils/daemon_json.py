@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -142,9 +143,7 @@ def update(
     if changed and not check:
         if backup and before_text is not None:
             backup_file = backup_name(path)
-            with open(backup_file, "w", encoding="utf-8") as f:
-                f.write(before_text)
-            os.chmod(backup_file, os.stat(path).st_mode & 0o7777)
+            shutil.copy2(path, backup_file)  # bytes, mode and times, as Ansible's backup_local
         _write(path, after_text)
     return {
         "changed": changed,
