@@ -24,145 +24,29 @@ missing_caps_mask() {
   printf '%x\n' $(( ((1 << (last + 1)) - 1) & ~0x$bnd ))
 }
 
-# The wrapper itself: Python from Debian's python3, no third-party modules.
+# The wrapper (scripts/dltk-runc-capbnd.py, Debian's python3, standard library only) and the
+# daemon.json merge (the docker_engine role's own, run as a script) live in the repository.
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WRAPPER_SOURCE="$HERE/dltk-runc-capbnd.py"
+DAEMON_JSON_TOOL="$HERE/../roles/docker_engine/module_utils/daemon_json.py"
+
+# The wrapper as installed: the repository's file with the real runc filled in.
 wrapper_source() {
-  local runc=$1
-  cat <<EOF
-#!/usr/bin/python3 -I
-"""OCI runtime wrapper installed by DLTK Deploy's scripts/ensure-docker.sh.
-
-This machine's capability bounding set lacks capabilities that \`docker run --privileged\`
-asks for, so runc fails with "unable to apply caps". Before \`runc create|run\` (and
-\`runc exec --process FILE\`) drop from the OCI spec every capability absent from this
-process's CapBnd, then exec the real runc with the same arguments. Specs that ask for no
-missing capability (every unprivileged container) are left byte-for-byte alone.
-"""
-
-import json
-import os
-import sys
-
-RUNC = "$runc"
-NAMES = (
-    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
-    "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER "
-    "SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE "
-    "SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP "
-    "MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF "
-    "CHECKPOINT_RESTORE"
-).split()
-GLOBAL_OPTIONS_WITH_VALUE = {"--root", "--log", "--log-format", "--criu", "--rootless"}
-
-
-def missing_capabilities() -> set:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("CapBnd:"):
-                mask = int(line.split()[1], 16)
-                return {"CAP_" + n for i, n in enumerate(NAMES) if not (mask >> i) & 1}
-    return set()
-
-
-def option(args: list, names: tuple):
-    for i, arg in enumerate(args):
-        for name in names:
-            if arg == name and i + 1 < len(args):
-                return args[i + 1]
-            if arg.startswith(name + "="):
-                return arg.split("=", 1)[1]
-    return None
-
-
-def spec_to_filter(args: list):
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg in GLOBAL_OPTIONS_WITH_VALUE:
-            i += 2
-            continue
-        if arg.startswith("-"):
-            i += 1
-            continue
-        rest = args[i + 1 :]
-        if arg in ("create", "run"):
-            bundle = option(rest, ("--bundle", "-b")) or "."
-            return os.path.join(bundle, "config.json"), "process"
-        if arg == "exec":
-            process = option(rest, ("--process", "-p"))
-            return (process, None) if process else (None, None)
-        return None, None
-    return None, None
-
-
-def drop_missing(path: str, key) -> None:
-    missing = missing_capabilities()
-    if not missing:
-        return
-    with open(path) as f:
-        spec = json.load(f)
-    process = spec.get(key, {}) if key else spec
-    caps = process.get("capabilities") or {}
-    changed = False
-    for kind, names in caps.items():
-        kept = [n for n in (names or []) if n not in missing]
-        if kept != (names or []):
-            caps[kind] = kept
-            changed = True
-    if changed:
-        tmp = path + ".dltk-capbnd"
-        with open(tmp, "w") as f:
-            json.dump(spec, f)
-        os.replace(tmp, path)
-
-
-def main() -> None:
-    args = sys.argv[1:]
-    try:
-        path, key = spec_to_filter(args)
-        if path:
-            drop_missing(path, key)
-    except Exception as exc:  # never block a container over the wrapper itself
-        print(f"$WRAPPER_NAME: left the spec as it was: {exc}", file=sys.stderr)
-    os.execv(RUNC, [RUNC] + args)
-
-
-main()
-EOF
+  sed "s|@RUNC@|$1|" "$WRAPPER_SOURCE"
 }
 
 # Merge {"runtimes": {NAME: {"path": WRAPPER}}} and, when no other default is set,
-# "default-runtime": NAME into daemon.json; print "changed" or "unchanged".
+# "default-runtime": NAME into daemon.json; print "changed ..." or "unchanged". A daemon.json
+# that is not a JSON object: the tool's one error on stderr, the file left alone, status 1.
 merge_daemon_json() {
-  /usr/bin/python3 - "$DAEMON_JSON" "$WRAPPER_NAME" "$WRAPPER" <<'EOF'
-import json, os, sys
-path, name, wrapper = sys.argv[1:]
-try:
-    with open(path) as f:
-        text = f.read()
-    config = json.loads(text) if text.strip() else {}
-except FileNotFoundError:
-    config = {}
-except ValueError as exc:
-    sys.exit(f"[ensure-docker] {path} is not valid JSON ({exc}): fix it, then run again")
-if not isinstance(config, dict):
-    sys.exit(f"[ensure-docker] {path} is not a JSON object: fix it, then run again")
-before = json.dumps(config, sort_keys=True)
-config.setdefault("runtimes", {})[name] = {"path": wrapper}
-if config.get("default-runtime", name) == name:
-    config["default-runtime"] = name
-else:
-    print(f"note: default-runtime stays {config['default-runtime']!r}: use --runtime {name} "
-          "for --privileged containers", file=sys.stderr)
-if json.dumps(config, sort_keys=True) == before:
-    print("unchanged")
-    sys.exit(0)
-os.makedirs(os.path.dirname(path), exist_ok=True)
-with open(path + ".tmp", "w") as f:
-    json.dump(config, f, indent=2)
-    f.write("\n")
-os.replace(path + ".tmp", path)
-print("changed")
-EOF
+  local default
+  /usr/bin/python3 -I "$DAEMON_JSON_TOOL" merge "$DAEMON_JSON" \
+    "{\"runtimes\": {\"$WRAPPER_NAME\": {\"path\": \"$WRAPPER\"}}}" \
+    --defaults "{\"default-runtime\": \"$WRAPPER_NAME\"}" || return 1
+  default=$(/usr/bin/python3 -I "$DAEMON_JSON_TOOL" get "$DAEMON_JSON" default-runtime) || return 1
+  if [ "$default" != "$WRAPPER_NAME" ]; then
+    log "note: default-runtime stays '$default': use --runtime $WRAPPER_NAME for --privileged containers" >&2
+  fi
 }
 
 engine_has_wrapper() {
@@ -193,15 +77,17 @@ ensure_capbnd_wrapper() {
   tmp=$(mktemp)
   wrapper_source "$runc" >"$tmp"
   if ! cmp -s "$tmp" "$WRAPPER" 2>/dev/null; then
-    install -D -m 0755 "$tmp" "$WRAPPER"
+    # Next to it, then a rename: a container starting meanwhile never runs a half-written file.
+    install -D -m 0755 "$tmp" "$WRAPPER.new"
+    mv -f "$WRAPPER.new" "$WRAPPER"
     log "installed $WRAPPER (execs $runc)"
   fi
   rm -f "$tmp"
   state=$(merge_daemon_json)
-  if [ "$state" = "changed" ]; then
-    log "registered runtime $WRAPPER_NAME in $DAEMON_JSON (other keys kept)"
+  if [ "${state%% *}" = "changed" ]; then
+    log "registered runtime $WRAPPER_NAME in $DAEMON_JSON (other keys kept; $state)"
   fi
-  if [ "$state" = "changed" ] || ! engine_has_wrapper; then
+  if [ "${state%% *}" = "changed" ] || ! engine_has_wrapper; then
     RELOAD_NEEDED=1
   fi
 }
@@ -231,6 +117,11 @@ reload_engine() {
   log "engine did not pick up runtime $WRAPPER_NAME after SIGHUP: see its log"
   return 1
 }
+
+# Sourced (tests/unit/test_ensure_docker.py): the functions above only.
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+  return 0
+fi
 
 if docker info >/dev/null 2>&1; then
   log "docker engine already answers: $(docker version --format '{{.Server.Version}}')"
