@@ -305,6 +305,17 @@ def from_argv(*argv: str) -> VerifyOptions:
     return options_from_args(build_parser().parse_args(["verify", *argv]))
 
 
+def test_every_field_is_a_flag_and_every_flag_a_field() -> None:
+    """The parser and the loader's table cannot drift apart (a key is its flag's name)."""
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    verify = subparsers.choices["verify"]  # type: ignore[union-attr]
+    flags = {a.option_strings[-1]: a.dest for a in verify._actions if a.option_strings}
+    own = {"--help", "--options", "--check-options"}
+    assert {f: d for f, d in flags.items() if f not in own} == {
+        fld.flag: key for key, fld in FIELDS.items()
+    }
+
+
 def test_flags_and_the_json_document_give_the_same_options(tmp_path: Path) -> None:
     by_flags = from_argv(*FLAGS)
     assert by_flags == from_argv("--options", json.dumps(DOCUMENT))
