@@ -81,26 +81,27 @@ class ConcurrencyRange:
         return f"{self.start}:{self.end}:{self.step}"
 
 
-def parse_concurrency_range(text: str) -> ConcurrencyRange:
-    """'N', 'START:END' or 'START:END:STEP', bounded to MAX_CONCURRENCY and MAX_LEVELS levels."""
+def parse_concurrency_range(text: str, what: str = "concurrency range") -> ConcurrencyRange:
+    """'N', 'START:END' or 'START:END:STEP', bounded to MAX_CONCURRENCY and MAX_LEVELS levels.
+
+    As perf_analyzer's --concurrency-range: 'N' alone is one level, N outstanding requests
+    ('4' is 4:4:1, not 1:4). `what` names the setting in the error."""
     parts = text.split(":")
     try:
         numbers = [int(p) for p in parts]
     except ValueError:
         numbers = []
     if not 1 <= len(numbers) <= 3:
-        raise DltkError(f"concurrency range {text!r} is not START[:END[:STEP]], e.g. 1:4")
+        raise DltkError(f"{what} {text!r} is not START[:END[:STEP]], e.g. 1:4")
     start, end, step = (numbers * 2)[:2] + [numbers[2] if len(numbers) == 3 else 1]
     if not (1 <= start <= end <= MAX_CONCURRENCY and step >= 1):
         raise DltkError(
-            f"concurrency range {text!r} must satisfy 1 <= START <= END <= {MAX_CONCURRENCY} "
-            "and STEP >= 1"
+            f"{what} {text!r} must satisfy 1 <= START <= END <= {MAX_CONCURRENCY} and STEP >= 1"
         )
     rng = ConcurrencyRange(start, end, step)
     if len(rng.levels) > MAX_LEVELS:
         raise DltkError(
-            f"concurrency range {text!r} has {len(rng.levels)} levels; at most "
-            f"{MAX_LEVELS} (raise STEP)"
+            f"{what} {text!r} has {len(rng.levels)} levels; at most {MAX_LEVELS} (raise STEP)"
         )
     return rng
 

@@ -1,95 +1,43 @@
-"""`dltk verify`'s command line: arguments, their checks, and VerifyOptions."""
+"""`dltk verify`'s command line: its flags and --options document, checked by verify_options.py."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from typing import Any
 
-from dltk.errors import DltkError
-from dltk.perf import parse_concurrency_range
-from dltk.verify_models import parse_tolerances
-from dltk.verify_perf import default_concurrency
+from dltk.verify_options import FIELDS, check_files, load_options, read_document
 from dltk.verify_records import (
     DEFAULT_ATOL,
     DEFAULT_MIN_ACCURACY,
     DEFAULT_TOLERANCES,
-    Slo,
     VerifyOptions,
-    normalize_url,
 )
 
 # --- CLI ------------------------------------------------------------------------------------
 
 
-def options_from_args(args: argparse.Namespace) -> VerifyOptions:
-    for flag, path in (
-        ("--onnx", args.onnx),
-        ("--samples", args.samples),
-        ("--manifest", args.manifest),
-    ):
-        if path is not None and not Path(path).is_file():
-            raise DltkError(f"{flag} {path}: no such file; run `dltk export` first")
-    if args.reference_dir is not None and not Path(args.reference_dir).is_dir():
-        raise DltkError(f"--reference-dir {args.reference_dir}: no such directory")
-    if args.gpus < 0:
-        raise DltkError("--gpus must be >= 0")
-    if args.synthetic_batch is not None and args.synthetic_batch < 1:
-        raise DltkError("--synthetic-batch must be >= 1")
-    if args.atol is not None and args.atol < 0:
-        raise DltkError("--atol must be >= 0")
-    if args.timeout <= 0:
-        raise DltkError("--timeout must be > 0 seconds")
-    if not 0.0 <= args.min_accuracy <= 1.0:
-        raise DltkError("--min-accuracy must be between 0 and 1")
-    if args.batch_size < 1:
-        raise DltkError("--batch-size must be >= 1")
-    if args.perf_protocol == "grpc" and not args.grpc_url:
-        raise DltkError("--perf-protocol grpc needs --grpc-url HOST:PORT")
-    slo = Slo(
-        min_throughput=args.slo_min_throughput,
-        max_p99_ms=args.slo_max_p99_ms,
-        max_errors=args.slo_max_errors,
-    )
-    slo.check()
-    if slo.needs_perf and not args.perf:
-        raise DltkError("--slo-min-throughput/--slo-max-p99-ms gate a perf run: add --perf")
-    return VerifyOptions(
-        url=normalize_url(args.url),
-        grpc_url=normalize_url(args.grpc_url) if args.grpc_url else None,
-        model=args.model,
-        onnx=Path(args.onnx) if args.onnx else None,
-        samples=Path(args.samples) if args.samples else None,
-        perf=args.perf,
-        concurrency=(
-            parse_concurrency_range(args.concurrency)
-            if args.concurrency
-            else default_concurrency(args.gpus)
-        ),
-        batch_size=args.batch_size,
-        perf_protocol=args.perf_protocol,
-        perf_interval_ms=args.perf_interval_ms,
-        perf_max_trials=args.perf_max_trials,
-        perf_stability=args.perf_stability,
-        perf_shared_memory=args.perf_shared_memory == "system",
-        perf_async=args.perf_async,
-        perf_threads=args.perf_threads,
-        metrics_url=normalize_url(args.metrics_url) if args.metrics_url else None,
-        slo=slo,
-        report=Path(args.report) if args.report else None,
-        timeout=args.timeout,
-        atol=args.atol,
-        min_accuracy=args.min_accuracy,
-        tolerances=parse_tolerances(args.tolerance or [], DEFAULT_TOLERANCES),
-        reference_dir=Path(args.reference_dir) if args.reference_dir else None,
-        manifest=Path(args.manifest) if args.manifest else None,
-        synthetic_batch=args.synthetic_batch,
-        gpus=args.gpus,
-        host=args.host,
-        api_key_file=Path(args.api_key_file) if args.api_key_file else None,
-    )
+def document_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The options document of a command line: --options' document, the flags given over it
+    (flags left out are absent: their defaults are the loader's, not argparse's)."""
+    given = getattr(args, "options", None)
+    document = read_document(given) if given else {}
+    document.update({k: v for k, v in vars(args).items() if k in FIELDS and v is not None})
+    return document
+
+
+def options_from_args(args: argparse.Namespace, *, check_only: bool = False) -> VerifyOptions:
+    opts = load_options(document_from_args(args), need_model=not check_only)
+    if not check_only:
+        check_files(opts)
+    return opts
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if getattr(args, "check_options", False):
+        opts = options_from_args(args, check_only=True)
+        perf = f"perf {opts.concurrency}" if opts.perf else "no perf sweep"
+        print(f"dltk verify: the options are valid ({perf})")
+        return 0
     from dltk.verify import Verifier
 
     return Verifier(options_from_args(args)).run()
@@ -106,9 +54,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "probabilities) and the labels, check a wrong-shape request is rejected without harming "
         "the server, optionally run perf_analyzer. Exit 1 when a check fails.",
     )
-    p.add_argument("--url", required=True, help="HTTP endpoint HOST:PORT, e.g. 127.0.0.1:8000")
+    p.add_argument(
+        "--options",
+        metavar="FILE|JSON",
+        help="the options as one JSON object (or a file holding it): keys are the flags' names "
+        'with _ for -, e.g. {"url": "127.0.0.1:8000", "model": "mnist", "perf": true}; a flag '
+        "given too wins (the triton_verify role passes its options so)",
+    )
+    p.add_argument(
+        "--check-options",
+        action="store_true",
+        help="only validate the options (no model needed, no file or server looked at) and exit",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        default=None,
+        help="leave out the perf sweep and its SLO gates (the role's re-run with nothing changed)",
+    )
+    p.add_argument("--url", help="HTTP endpoint HOST:PORT, e.g. 127.0.0.1:8000 (required)")
     p.add_argument("--grpc-url", help="gRPC endpoint HOST:PORT (gRPC checks skipped without it)")
-    p.add_argument("--model", required=True, help="model name on the server")
+    p.add_argument("--model", help="model name on the server (required)")
     p.add_argument(
         "--onnx",
         help="ONNX file for the onnxruntime reference outputs (for <model>_trt_<precision> and "
@@ -133,7 +99,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--synthetic-batch",
-        type=int,
         help="rows of generated inputs (default: the manifest's opt batch, else 8)",
     )
     tolerances = ", ".join(
@@ -150,70 +115,54 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--atol",
-        type=float,
-        default=None,
         help=f"one absolute tolerance for this model whatever its precision (overrides "
         f"--tolerance; the fp32 default is {DEFAULT_ATOL:g})",
     )
     p.add_argument(
         "--min-accuracy",
-        type=float,
-        default=DEFAULT_MIN_ACCURACY,
         help=f"minimum accuracy on the samples (default {DEFAULT_MIN_ACCURACY:g})",
     )
-    p.add_argument("--perf", action="store_true", help="also run perf_analyzer")
+    p.add_argument("--perf", action="store_true", default=None, help="also run perf_analyzer")
     p.add_argument(
         "--concurrency",
-        default=None,
         help="perf concurrency START:END[:STEP] (default: sized to --gpus, 1:4 without a GPU; "
         "at most 16 levels)",
     )
     p.add_argument(
         "--gpus",
-        type=int,
-        default=0,
         help="GPUs the server uses: the default concurrency range ends at 4 per GPU (default 0)",
     )
-    p.add_argument("--batch-size", type=int, default=1, help="perf client batch size (default 1)")
+    p.add_argument("--batch-size", help="perf client batch size (default 1)")
     p.add_argument(
         "--perf-protocol",
-        choices=("http", "grpc"),
-        default="http",
+        metavar="{http,grpc}",
         help="perf_analyzer protocol (grpc needs --grpc-url; default http)",
     )
     p.add_argument(
         "--perf-interval-ms",
-        type=int,
-        default=1000,
         help="perf measurement window in ms (default 1000)",
     )
     p.add_argument(
         "--perf-max-trials",
-        type=int,
-        default=5,
         help="perf windows per concurrency level at most (default 5)",
     )
     p.add_argument(
         "--perf-stability",
-        type=float,
-        default=50.0,
         help="perf stability threshold in %% (default 50: CPU hosts are noisy)",
     )
     p.add_argument(
         "--perf-shared-memory",
-        choices=("none", "system"),
-        default="none",
+        metavar="{none,system}",
         help="perf_analyzer passes tensors through system shared memory (client and server "
         "on one host / IPC namespace; default none)",
     )
     p.add_argument(
         "--perf-async",
         action="store_true",
+        default=None,
         help="perf_analyzer's asynchronous client (fewer threads for the same concurrency)",
     )
-    p.add_argument(
-        "--perf-threads", type=int, help="perf_analyzer client threads at most (--max-threads)"
-    )
+    p.add_argument("--perf-threads", help="perf_analyzer client threads at most (--max-threads)")
     p.add_argument(
         "--metrics-url",
         help="Triton metrics HOST:PORT (e.g. 127.0.0.1:8002): check request counters, average "
@@ -221,25 +170,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--slo-min-throughput",
-        type=float,
-        default=0.0,
         metavar="INFER_PER_S",
         help="fail unless the sweep reaches this many inferences/s within the p99 budget "
         "(default 0: no gate)",
     )
     p.add_argument(
         "--slo-max-p99-ms",
-        type=float,
-        default=0.0,
         metavar="MS",
         help="fail unless some concurrency level has p99 latency <= MS (default 0: no gate)",
     )
     p.add_argument(
         "--slo-max-errors",
-        type=int,
-        default=None,
         metavar="N",
-        help="fail when more than N requests fail during the perf sweep (needs --metrics-url)",
+        help="fail when more than N requests fail during the perf sweep (needs --metrics-url; "
+        "-1 or left out: no gate)",
     )
     p.add_argument(
         "--host",
@@ -259,8 +203,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=float,
-        default=60.0,
         help="seconds to wait for readiness and per request (default 60)",
     )
     p.set_defaults(func=cmd_verify)

@@ -102,9 +102,12 @@ def classify(info: ModelInfo) -> Served:
     return Served("onnx", info.name, precision, why)
 
 
-def parse_tolerances(values: Sequence[str], base: Mapping[str, Tolerance]) -> dict[str, Tolerance]:
+def parse_tolerances(
+    values: Sequence[str], base: Mapping[str, Tolerance], what: str = "--tolerance"
+) -> dict[str, Tolerance]:
     """`--tolerance` values over `base`: PRECISION=ATOL[:RTOL] or a JSON object
-    {"fp16": {"atol": 0.05, "rtol": 0.05}, ...} (what the triton_verify role passes)."""
+    {"fp16": {"atol": 0.05, "rtol": 0.05}, ...} (what the triton_verify role passes).
+    `what` names the setting in errors."""
     result = dict(base)
     for text in values:
         text = text.strip()
@@ -113,10 +116,10 @@ def parse_tolerances(values: Sequence[str], base: Mapping[str, Tolerance]) -> di
             try:
                 data = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DltkError(f"--tolerance {text!r} is not JSON ({exc.msg})") from None
+                raise DltkError(f"{what} {text!r} is not JSON ({exc.msg})") from None
             if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
                 raise DltkError(
-                    '--tolerance JSON must map a precision to {"atol": A, "rtol": R}, e.g. '
+                    f'{what} JSON must map a precision to {{"atol": A, "rtol": R}}, e.g. '
                     '{"fp16": {"atol": 0.05, "rtol": 0.05}}'
                 )
             items = [(k, v.get("atol"), v.get("rtol", 0.0)) for k, v in data.items()]
@@ -124,23 +127,21 @@ def parse_tolerances(values: Sequence[str], base: Mapping[str, Tolerance]) -> di
             name, sep, numbers = text.partition("=")
             atol, _, rtol = numbers.partition(":")
             if not sep:
-                raise DltkError(
-                    f"--tolerance {text!r} is not PRECISION=ATOL[:RTOL], e.g. fp16=0.05"
-                )
+                raise DltkError(f"{what} {text!r} is not PRECISION=ATOL[:RTOL], e.g. fp16=0.05")
             items = [(name.strip(), atol, rtol or 0.0)]
         for name, atol, rtol in items:
             if name not in PRECISIONS:
                 raise DltkError(
-                    f"--tolerance: unknown precision {name!r}; use one of {', '.join(PRECISIONS)}"
+                    f"{what}: unknown precision {name!r}; use one of {', '.join(PRECISIONS)}"
                 )
             try:
                 tol = Tolerance(float(atol), float(rtol))
             except (TypeError, ValueError):
                 raise DltkError(
-                    f"--tolerance {name}: atol {atol!r} and rtol {rtol!r} must be numbers"
+                    f"{what} {name}: atol {atol!r} and rtol {rtol!r} must be numbers"
                 ) from None
             if not (tol.atol >= 0 and tol.rtol >= 0):
-                raise DltkError(f"--tolerance {name}: atol and rtol must be >= 0")
+                raise DltkError(f"{what} {name}: atol and rtol must be >= 0")
             result[name] = tol
     return result
 

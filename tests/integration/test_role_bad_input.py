@@ -102,15 +102,23 @@ CASES: dict[str, tuple[str, dict[str, object], str]] = {
         {"triton_verify_perf": "maybe"},
         "argument 'triton_verify_perf' is of type str and we were unable to convert to bool",
     ),
+    # triton_verify's options are checked by dltk verify --check-options on the control node.
     "verify concurrency range": (
         "triton_verify",
         {"triton_verify_concurrency": "lots"},
-        "triton_verify_concurrency must be auto or look like 1:4 or 1:8:2 (got lots).",
+        "dltk verify: error: concurrency 'lots' is not START[:END[:STEP]], e.g. 1:4 "
+        "(--concurrency, role variable triton_verify_concurrency)",
     ),
     "verify negative GPU count": (
         "triton_verify",
         {"triton_verify_gpus": -1},
-        "triton_verify_gpus must be >= 0 (got -1)",
+        "dltk verify: error: gpus -1 must be >= 0 (--gpus, role variable triton_verify_gpus)",
+    ),
+    "verify concurrency beyond perf_analyzer's bound": (
+        "triton_verify",
+        {"triton_verify_concurrency": "1:100"},
+        "dltk verify: error: concurrency '1:100' must satisfy 1 <= START <= END <= 64 and "
+        "STEP >= 1 (--concurrency, role variable triton_verify_concurrency)",
     ),
 }
 

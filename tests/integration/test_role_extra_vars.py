@@ -3,9 +3,10 @@
 `ansible-playbook deploy.yml -e triton_verify_perf=false` failed with "Conditionals must have a
 boolean result": an extra var given as key=value is the string "false". These tests run the real
 ansible-playbook on the control node (connection local, no docker, no host touched) with string
-values, through the roles' preflight checks and the verifier's command line, and check what the
-roles made of them. A static check below covers the conditionals these runs cannot reach
-(handlers, docker tasks).
+values, through the roles' preflight checks (triton_verify's runs `dltk verify --check-options`
+on its options document) and the verifier's options document, and check what the verifier makes
+of them (the same loader the verifier runs: scripts/dltk/verify_options.py). A static check below
+covers the conditionals these runs cannot reach (handlers, docker tasks).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from dltk.verify_options import load_options
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("triton_verify", "triton_server")
@@ -47,7 +50,7 @@ PLAYBOOK = """\
       vars:
         _triton_verify_model: mnist
         seen:
-          verify_command: "{{ _triton_verify_command }}"
+          verify_options: "{{ _triton_verify_run_options }}"
           verify_models: "{{ _triton_verify_models_asked }}"
           server_ports: "{{ _triton_server_ports }}"
 """
@@ -95,9 +98,10 @@ def test_string_booleans_and_numbers_are_understood(tmp_path: Path) -> None:
         "triton_server_ready_timeout=30",
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
-    command = seen["verify_command"]
-    assert "--perf" not in command and "--metrics-url" not in command
-    assert command[command.index("--host") + 1] == "localhost"
+    opts = load_options(seen["verify_options"])
+    assert not opts.perf and opts.metrics_url is None and opts.perf_shared_memory is False
+    assert opts.slo.max_errors is None and (opts.gpus, opts.batch_size) == (2, 4)
+    assert opts.host == "localhost" and opts.model == "mnist"
     assert seen["verify_models"] == ["mnist", "resnet18"]
     assert seen["server_ports"] == [9000, 9001, 9002]
 
@@ -112,18 +116,36 @@ def test_string_true_turns_the_checks_on(tmp_path: Path) -> None:
         "triton_verify_slo_max_errors=0",
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
-    command = seen["verify_command"]
-    assert command[command.index("--gpus") + 1] == "2"
-    assert command[command.index("--batch-size") + 1] == "4"
-    assert command[command.index("--slo-max-errors") + 1] == "0"
-    assert "--metrics-url" in command
+    opts = load_options(seen["verify_options"])
+    assert opts.perf and (opts.gpus, opts.batch_size, opts.slo.max_errors) == (2, 4, 0)
+    assert opts.metrics_url == "tritonserver:8002" and str(opts.concurrency) == "1:8:1"
+    # First run on this host (no record): the full verification, its report named for it.
+    assert seen["verify_options"]["quick"] is False
+    assert seen["verify_options"]["report"] == "/reports/mnist.json"
+
+
+@pytest.mark.parametrize(
+    ("value", "levels"),
+    [("4", [4]), ("2:6:2", [2, 4, 6]), ("auto", [1, 2, 3, 4])],
+)
+def test_a_concurrency_range_passes_the_preflight_as_perf_analyzer_reads_it(
+    tmp_path: Path, value: str, levels: list[int]
+) -> None:
+    """'4' is one level of 4 outstanding requests (the role's old regex refused it)."""
+    proc, seen = run_play(tmp_path, f"triton_verify_concurrency={value}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert load_options(seen["verify_options"]).concurrency.levels == levels
 
 
 def test_a_string_false_still_trips_the_slo_preflight(tmp_path: Path) -> None:
     """'false' is false: an error gate without metrics is refused, as with a YAML false."""
     proc, _ = run_play(tmp_path, "triton_verify_metrics=false", "triton_verify_slo_max_errors=0")
     assert proc.returncode != 0
-    assert "needs triton_verify_metrics: true" in proc.stdout
+    assert (
+        "dltk verify: error: slo_max_errors '0' needs metrics_url (--metrics-url; role: "
+        "triton_verify_metrics: true), or -1 for no gate (--slo-max-errors, role variable "
+        "triton_verify_slo_max_errors)" in " ".join(proc.stdout.split())
+    ), proc.stdout[-3000:]
 
 
 def _typed_variables(kind: str) -> list[str]:

@@ -123,6 +123,49 @@ def test_verify_with_perf_passes_and_reports(
     assert "Concurrency" in report_path.with_suffix(".perf.csv").read_text()
 
 
+def test_verify_takes_the_roles_options_document(
+    triton: BackgroundServer, artifacts: Artifacts, tmp_path: Path
+) -> None:
+    """The options as the triton_verify role passes them: one JSON document, values as Ansible
+    gives them (strings from `-e`), concurrency "2" is one level of 2 outstanding requests as in
+    perf_analyzer; the quick check of the same document runs no sweep and no SLO gate."""
+    document = {
+        "url": triton.http_url,
+        "grpc_url": triton.grpc_url,
+        "metrics_url": triton.metrics_url,
+        "model": MODEL,
+        "host": "gpu-01",
+        "reference_dir": str(artifacts.onnx.parent),
+        "manifest": str(MANIFEST),
+        "tolerance": {"fp32": {"atol": 1.0e-4, "rtol": 0.0}},
+        "min_accuracy": "0.9",
+        "perf": "true",
+        "concurrency": "2",
+        "gpus": "0",
+        "batch_size": "8",
+        "perf_protocol": "grpc",
+        "perf_shared_memory": False,
+        "slo_min_throughput": "0",
+        "slo_max_p99_ms": "0",
+        "slo_max_errors": "0",
+        "api_key_file": None,
+        "report": str(tmp_path / "full.json"),
+        "quick": False,
+    }
+    full = run_dltk("verify", "--options", json.dumps(document))
+    assert full.returncode == 0, full.stdout + full.stderr
+    report = json.loads((tmp_path / "full.json").read_text())
+    checks = {c["name"]: c for c in report["checks"]}
+    assert report["passed"] and report["host"] == "gpu-01"
+    assert [r["concurrency"] for r in report["perf"]["rows"]] == [2]
+    assert checks["slo"]["result"] == "PASS" and checks["slo"]["data"]["errors"] == 0
+    quick_doc = {**document, "quick": True, "report": str(tmp_path / "quick.json")}
+    quick = run_dltk("verify", "--options", json.dumps(quick_doc))
+    assert quick.returncode == 0, quick.stdout + quick.stderr
+    names = [c["name"] for c in json.loads((tmp_path / "quick.json").read_text())["checks"]]
+    assert "perf_analyzer" not in names and "http inference" in names
+
+
 def test_verify_slo_gate_fails_the_run_with_one_line(
     triton: BackgroundServer, artifacts: Artifacts, tmp_path: Path
 ) -> None:

@@ -323,25 +323,10 @@ def test_options_from_args() -> None:
     assert opts.concurrency.levels == [1, 2, 3]
 
 
-@pytest.mark.parametrize(
-    ("over", "message"),
-    [
-        ({"onnx": "/nonexistent/m.onnx"}, "--onnx /nonexistent/m.onnx: no such file"),
-        ({"timeout": 0}, "--timeout"),
-        ({"min_accuracy": 1.5}, "--min-accuracy"),
-        ({"batch_size": 0}, "--batch-size"),
-        ({"concurrency": "1:100"}, "concurrency range"),
-        ({"url": "nowhere"}, "HOST:PORT"),
-        ({"perf_protocol": "grpc"}, "--perf-protocol grpc needs --grpc-url"),
-        ({"slo_min_throughput": 100.0}, "gate a perf run: add --perf"),
-        ({"slo_max_p99_ms": -1.0, "perf": True}, "must be >= 0"),
-        ({"slo_max_errors": -1}, "--slo-max-errors must be >= 0"),
-        ({"metrics_url": "nowhere"}, "HOST:PORT"),
-    ],
-)
-def test_options_reject_bad_input(over: dict, message: str) -> None:
-    with pytest.raises(DltkError, match=message):
-        options_from_args(_args(**over))
+# Every field's bad value and its one-line error: tests/unit/test_verify_options.py.
+def test_a_missing_reference_file_is_named_with_its_flag() -> None:
+    with pytest.raises(DltkError, match="--onnx /nonexistent/m.onnx: no such file"):
+        options_from_args(_args(onnx="/nonexistent/m.onnx"))
 
 
 def test_options_carry_slo_metrics_and_client_settings() -> None:
