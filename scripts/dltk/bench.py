@@ -10,6 +10,7 @@ converge a converged re-run of deploy.yml vs a cold deploy on a fresh sandbox ho
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -205,6 +206,8 @@ def cmd_converge(args: argparse.Namespace) -> int:
     from dltk.drill_host import DrillHost, deploy, sandbox
 
     root = REPO_ROOT
+    # Every task's time in build/bench/converge/plays.log (profile_tasks lists 20 by default).
+    os.environ.setdefault("PROFILE_TASKS_TASK_OUTPUT_LIMIT", "all")
     inventory = root / "inventory" / "bench.yml"
     work = root / "build" / "bench" / "converge"
     work.mkdir(parents=True, exist_ok=True)
