@@ -10,6 +10,7 @@ converge a converged re-run of deploy.yml vs a cold deploy on a fresh sandbox ho
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -205,6 +206,8 @@ def cmd_converge(args: argparse.Namespace) -> int:
     from dltk.drill_host import DrillHost, deploy, sandbox
 
     root = REPO_ROOT
+    # Every task's time in build/bench/converge/plays.log (profile_tasks lists 20 by default).
+    os.environ.setdefault("PROFILE_TASKS_TASK_OUTPUT_LIMIT", "all")
     inventory = root / "inventory" / "bench.yml"
     work = root / "build" / "bench" / "converge"
     work.mkdir(parents=True, exist_ok=True)
@@ -237,7 +240,7 @@ def cmd_converge(args: argparse.Namespace) -> int:
                 host("dltk-bench-small", 18310, models),
                 host("dltk-bench-big", 18320, models),
             ]
-            small_runs = small_and_big(hosts[1], hosts[2], args.rounds, play, fresh, log)
+            small_runs = small_and_big(hosts[1], hosts[2], args.size_rounds, play, fresh, log)
     finally:
         if not args.keep:
             for h in hosts:
@@ -317,8 +320,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "Prints the median and spread of 'ratio converged/cold' on stdout; with --big-mb, also "
         "the extra seconds a converged run takes with a big model in the repository.",
     )
-    c.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    c.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="cold/converged rounds (default 3; 0: size check only)",
+    )
     c.add_argument("--big-mb", type=float, default=0, help="size check: extra model of N MB")
+    c.add_argument("--size-rounds", type=int, default=3, help="size check rounds (default 3)")
     c.add_argument("--manifest", default=str(REPO_ROOT / "model_repo" / "models.yml"))
     c.add_argument("--keep", action="store_true", help="leave the bench hosts running")
     c.set_defaults(func=cmd_converge)

@@ -68,18 +68,22 @@ def test_differences_are_big_minus_small_pair_by_pair():
 
 
 def test_the_bulk_model_has_the_asked_size_and_adds_the_column_sums(tmp_path):
+    import onnx
     import onnxruntime as ort
+    from onnx import numpy_helper
 
     path = tmp_path / "bulk.onnx"
     size = write_bulk_onnx(path, 2.0)
-    assert 2.0 * 2**20 <= size < 2.0 * 2**20 + 4096
+    data = tmp_path / "bulk.onnx.data"
+    # The weights are in the external data file, the graph stays small.
+    assert data.stat().st_size == 2 * 2**20
+    assert path.stat().st_size < 4096
+    assert size == data.stat().st_size + path.stat().st_size
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = np.arange(32, dtype=np.float32).reshape(2, 16)
     (y,) = session.run(None, {"input": x})
-    import onnx
-    from onnx import numpy_helper
-
-    weight = numpy_helper.to_array(onnx.load(str(path)).graph.initializer[0])
+    weight = numpy_helper.to_array(onnx.load(str(path)).graph.initializer[0], str(tmp_path))
+    assert weight.shape == (2 * 2**20 // 64, 16)
     np.testing.assert_allclose(y, x + weight.sum(axis=0, keepdims=True), rtol=1e-5)
 
 
@@ -174,3 +178,9 @@ def test_the_bench_inventory_keeps_its_hosts_apart():
     assert list(hosts) == ["dltk-bench-1", "dltk-bench-small", "dltk-bench-big"]
     ports = [v[k] for v in hosts.values() for k in v if k.endswith("_port")]
     assert len(ports) == len(set(ports)) == 9
+
+
+def test_a_size_check_alone_prints_only_its_lines():
+    lines = report_lines([], [], [Run(10.0, 0)], [Run(12.5, 0)], big_mb=1024)
+    assert lines[0] == "converged s with a 1 MB model: 10.0 (min 10.0, max 10.0, n=1)"
+    assert not any(line.startswith("ratio converged/cold") for line in lines)

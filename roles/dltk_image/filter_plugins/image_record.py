@@ -1,0 +1,77 @@
+"""dltk_image's record of its last build, so that a converged run skips the build context.
+
+The record (`<dltk_image_build_dir>.built.json` on the host) holds the inputs of the last build
+(checksums of the packed sources and the wheel archive, the variant, the NGC release, the base
+image's ID) and the image ID the build gave. The image is current when the record holds this
+run's inputs and the tag still names that image; anything else (no record, another image under
+the tag, a changed file, argument or base) builds again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def _record(slurped: Mapping[str, Any]) -> dict[str, Any]:
+    """slurp's result as a dict; {} when the file is missing or not a JSON object."""
+    content = slurped.get("content")
+    if not content:
+        return {}
+    try:
+        doc = json.loads(base64.b64decode(content))
+    except (binascii.Error, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _image_id(images: Iterable[Mapping[str, Any]], ref: str) -> str:
+    """The ID of the image tagged `ref` among docker_image_info's images ('' when absent)."""
+    for image in images:
+        if ref in (image.get("RepoTags") or []):
+            return str(image.get("Id", ""))
+    return ""
+
+
+def dltk_image_state(
+    slurped: Mapping[str, Any],
+    images: Iterable[Mapping[str, Any]],
+    ref: str,
+    base: str,
+    inputs: Mapping[str, Any],
+) -> dict[str, Any]:
+    """{current, why, inputs}: whether the image `ref` is the recorded build of these inputs.
+
+    `slurped` is slurp's result for the record (failed_when: false); `images` the result of
+    docker_image_info for the image and its base; `inputs` this run's checksums and arguments
+    (the base image's ID is added here)."""
+    images = list(images)
+    wanted = {**inputs, "base": _image_id(images, base)}
+    last = _record(slurped)
+    tagged = _image_id(images, ref)
+    if not wanted["base"]:
+        why = f"to be built: the base image {base} is not on the host yet"
+    elif not last:
+        why = "to be built: no record of an earlier build"
+    elif not tagged:
+        why = "to be built: the image is absent"
+    elif last.get("image") != tagged:
+        why = "to be built: the tag names another image than the recorded build"
+    elif last.get("inputs") != wanted:
+        changed = sorted(k for k in wanted if (last.get("inputs") or {}).get(k) != wanted[k])
+        why = f"to be built: {', '.join(changed) or 'the inputs'} changed since the last build"
+    else:
+        return {
+            "current": True,
+            "why": "current (the recorded build of these inputs)",
+            "inputs": wanted,
+        }
+    return {"current": False, "why": why, "inputs": wanted}
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"dltk_image_state": dltk_image_state}

@@ -1,0 +1,89 @@
+"""dltk_image's record of its last build (roles/dltk_image/filter_plugins/image_record.py): a
+converged run skips the build context only when the tag still names the recorded build of these
+inputs; every other case builds (issue 12 item 7). Loaded by path: the filter travels with the role.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from role_plugins import load_role_plugin
+
+ir = load_role_plugin("dltk_image/filter_plugins/image_record.py")
+
+REF, BASE = "dltk/toolkit:0.1.0", "dltk/debian-base:bookworm"
+INPUTS = {"sources": ["a" * 64, "b" * 64], "variant": "cpu", "release": ""}
+IMAGES = [
+    {"Id": "sha256:tool", "RepoTags": [REF]},
+    {"Id": "sha256:base", "RepoTags": [BASE, "dltk/debian-base:latest"]},
+]
+
+
+def slurped(doc: object) -> dict:
+    return {"content": base64.b64encode(json.dumps(doc).encode()).decode()}
+
+
+RECORD = {"inputs": {**INPUTS, "base": "sha256:base"}, "image": "sha256:tool"}
+
+
+def state(record: dict, images=IMAGES, inputs=INPUTS) -> dict:
+    return ir.dltk_image_state(record, images, REF, BASE, inputs)
+
+
+def test_the_recorded_build_of_these_inputs_is_current():
+    got = state(slurped(RECORD))
+    assert got["current"] is True
+    assert got["inputs"] == RECORD["inputs"]
+
+
+@pytest.mark.parametrize(
+    ("record", "images", "inputs", "why"),
+    [
+        (
+            {"failed": True, "msg": "file not found"},
+            IMAGES,
+            INPUTS,
+            "no record of an earlier build",
+        ),
+        ({"content": base64.b64encode(b"[1]").decode()}, IMAGES, INPUTS, "no record"),
+        ({"content": "not base64!"}, IMAGES, INPUTS, "no record"),
+        (slurped(RECORD), IMAGES[1:], INPUTS, "the image is absent"),
+        (slurped(RECORD), IMAGES[:1], INPUTS, "the base image dltk/debian-base:bookworm is not"),
+        (
+            slurped(RECORD),
+            [{"Id": "sha256:other", "RepoTags": [REF]}, IMAGES[1]],
+            INPUTS,
+            "the tag names another image than the recorded build",
+        ),
+        (slurped(RECORD), IMAGES, {**INPUTS, "sources": ["c" * 64]}, "sources changed"),
+        (slurped(RECORD), IMAGES, {**INPUTS, "variant": "gpu"}, "variant changed"),
+        (
+            slurped(RECORD),
+            [IMAGES[0], {"Id": "sha256:newbase", "RepoTags": [BASE]}],
+            INPUTS,
+            "base changed",
+        ),
+    ],
+    ids=[
+        "no record",
+        "not an object",
+        "unreadable",
+        "image gone",
+        "base gone",
+        "tag moved",
+        "sources",
+        "arguments",
+        "base rebuilt",
+    ],
+)
+def test_anything_else_builds_and_says_why(record, images, inputs, why):
+    got = state(record, images, inputs)
+    assert got["current"] is False
+    assert why in got["why"]
+    assert got["why"].startswith("to be built: ")
+
+
+def test_the_filter_is_registered_under_its_name():
+    assert ir.FilterModule().filters()["dltk_image_state"] is ir.dltk_image_state
