@@ -68,10 +68,11 @@ def differences(small: Sequence[float], big: Sequence[float]) -> list[float]:
     return [b - s for s, b in zip(small, big, strict=True)]
 
 
-def write_bulk_onnx(path: Path, megabytes: float) -> int:
-    """An ONNX model whose weight W (rows x 16 float32) is about `megabytes` MB in the external
-    data file `<name>.data` beside it (as big models ship: a protobuf holds at most 2 GB):
-    output = input + the column sums of W. Returns the bytes of both files."""
+def write_bulk_onnx(path: Path, megabytes: float, external: bool = False) -> int:
+    """An ONNX model whose weight W (rows x 16 float32) is about `megabytes` MB: output = input +
+    the column sums of W. The weight sits inside the model (a protobuf holds at most 2 GB), or
+    with `external` in the data file `<name>.data` beside it, as bigger models ship. Returns the
+    bytes of the model's files."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -80,21 +81,23 @@ def write_bulk_onnx(path: Path, megabytes: float) -> int:
     data = path.with_name(path.name + ".data")
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    with data.open("wb") as f:  # in chunks: a GB of weights never sits in memory at once
+    with data.open("wb") as f:  # in chunks: a GB of weights never sits in memory twice
         for start in range(0, rows, 1 << 20):
-            n = min(1 << 20, rows - start)
-            f.write(
-                (rng.random((n, BULK_WIDTH), dtype=np.float32) / rows).astype(np.float32).tobytes()
-            )
+            chunk = rng.random((min(1 << 20, rows - start), BULK_WIDTH), dtype=np.float32)
+            f.write((chunk / np.float32(rows)).astype(np.float32).tobytes())
     weight = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[rows, BULK_WIDTH])
-    weight.data_location = TensorProto.EXTERNAL
-    for key, value in (
-        ("location", data.name),
-        ("offset", "0"),
-        ("length", str(data.stat().st_size)),
-    ):
-        entry = weight.external_data.add()
-        entry.key, entry.value = key, value
+    if external:
+        weight.data_location = TensorProto.EXTERNAL
+        for key, value in (
+            ("location", data.name),
+            ("offset", "0"),
+            ("length", str(data.stat().st_size)),
+        ):
+            entry = weight.external_data.add()
+            entry.key, entry.value = key, value
+    else:
+        weight.raw_data = data.read_bytes()
+        data.unlink()
     graph = helper.make_graph(
         [
             helper.make_node("ReduceSum", ["W", "axes"], ["colsum"], keepdims=1),
@@ -108,7 +111,7 @@ def write_bulk_onnx(path: Path, megabytes: float) -> int:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
-    return path.stat().st_size + data.stat().st_size
+    return path.stat().st_size + (data.stat().st_size if external else 0)
 
 
 def manifest_with_bulk(base: Path, bulk_onnx: Path, out: Path) -> Path:

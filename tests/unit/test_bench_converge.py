@@ -67,23 +67,25 @@ def test_differences_are_big_minus_small_pair_by_pair():
         differences([10.0], [1.0, 2.0])
 
 
-def test_the_bulk_model_has_the_asked_size_and_adds_the_column_sums(tmp_path):
+@pytest.mark.parametrize("external", [False, True], ids=["embedded", "external data"])
+def test_the_bulk_model_has_the_asked_size_and_adds_the_column_sums(tmp_path, external):
     import onnx
     import onnxruntime as ort
     from onnx import numpy_helper
 
     path = tmp_path / "bulk.onnx"
-    size = write_bulk_onnx(path, 2.0)
+    size = write_bulk_onnx(path, 2.0, external=external)
     data = tmp_path / "bulk.onnx.data"
-    # The weights are in the external data file, the graph stays small.
-    assert data.stat().st_size == 2 * 2**20
-    assert path.stat().st_size < 4096
-    assert size == data.stat().st_size + path.stat().st_size
+    weights = data.stat().st_size if external else path.stat().st_size
+    assert 2 * 2**20 <= weights < 2 * 2**20 + 4096
+    assert data.exists() == external
+    assert size == sum(f.stat().st_size for f in tmp_path.iterdir())
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = np.arange(32, dtype=np.float32).reshape(2, 16)
     (y,) = session.run(None, {"input": x})
     weight = numpy_helper.to_array(onnx.load(str(path)).graph.initializer[0], str(tmp_path))
     assert weight.shape == (2 * 2**20 // 64, 16)
+    assert weight.dtype == np.float32
     np.testing.assert_allclose(y, x + weight.sum(axis=0, keepdims=True), rtol=1e-5)
 
 
