@@ -14,7 +14,7 @@
 # (the first also asks PyPI) to test release.py, which is not mutated either; test_standin_nvidia_ctk.py
 # tests a molecule template (molecule/ is not staged), not the dltk package. Tests of role code and
 # docs (test_apt_pinned_version.py, test_apt_pinned_repo_role.py, test_model_dirs.py,
-# test_verify_state.py, test_reliability_doc.py) read roles/ or docs/ (not staged) and test no
+# test_verify_state.py, test_reliability_doc.py, test_gpu_facts_module.py) read roles/ or docs/ (not staged) and test no
 # dltk module: left out too (they made the staged run stop at collection).
 # mutmut 3 mutates function and method bodies (not module-level constants): the rules held by
 # constants are pinned by named tests instead (docs/testing.md).
@@ -63,7 +63,7 @@ source_paths = ["src"]
 only_mutate = [${only%, }]
 also_copy = ["model_repo"]
 pytest_add_cli_args_test_selection = ["tests/unit"]
-pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "--ignore=tests/unit/test_export.py", "--ignore=tests/unit/test_gpu_requirements.py", "--ignore=tests/unit/test_release.py", "--ignore=tests/unit/test_standin_nvidia_ctk.py", "--ignore=tests/unit/test_apt_pinned_version.py", "--ignore=tests/unit/test_apt_pinned_repo_role.py", "--ignore=tests/unit/test_model_dirs.py", "--ignore=tests/unit/test_verify_state.py", "--ignore=tests/unit/test_reliability_doc.py"]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "--ignore=tests/unit/test_export.py", "--ignore=tests/unit/test_gpu_requirements.py", "--ignore=tests/unit/test_release.py", "--ignore=tests/unit/test_standin_nvidia_ctk.py", "--ignore=tests/unit/test_apt_pinned_version.py", "--ignore=tests/unit/test_apt_pinned_repo_role.py", "--ignore=tests/unit/test_model_dirs.py", "--ignore=tests/unit/test_verify_state.py", "--ignore=tests/unit/test_reliability_doc.py", "--ignore=tests/unit/test_gpu_facts_module.py"]
 
 [tool.pytest.ini_options]
 timeout = 600

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 
 from dltk.bench_timing import Timing, time_calls
 from dltk.errors import DltkError
+from dltk.gpu_facts import query_driver
 
 NO_GPU = "n/a (no GPU)"
 CSV_FIELDS = ("backend", "batch", "ms_per_batch", "median_ms", "p99_ms", "samples_per_s", "note")
@@ -33,26 +32,13 @@ class GpuStatus:
     detail: str  # GPU names, or why there is none
 
 
-def parse_nvidia_smi_list(text: str) -> list[str]:
-    """GPU names from `nvidia-smi -L` ('GPU 0: NVIDIA A100 (UUID: ...)') (pure)."""
-    names = []
-    for line in text.splitlines():
-        if line.startswith("GPU ") and ":" in line:
-            names.append(line.split(":", 1)[1].split("(UUID")[0].strip())
-    return names
-
-
-def detect_gpu(runner: Callable[..., Any] = subprocess.run) -> GpuStatus:
-    """An NVIDIA GPU the driver sees, from `nvidia-smi -L` (bounded to 15 s)."""
-    if shutil.which("nvidia-smi") is None:
-        return GpuStatus(False, "nvidia-smi not found")
-    try:
-        proc = runner(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=15)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return GpuStatus(False, f"nvidia-smi failed: {exc}")
-    names = parse_nvidia_smi_list(proc.stdout) if proc.returncode == 0 else []
+def detect_gpu(runner: Callable[..., Any] | None = None) -> GpuStatus:
+    """An NVIDIA GPU the driver sees: dltk.gpu_facts.query_driver (nvidia-smi, bounded to 15 s),
+    the same answer the roles get from the nvidia_gpu_facts module."""
+    driver = query_driver(run=runner)
+    names = [gpu["name"] for gpu in driver["gpus"]]
     if not names:
-        return GpuStatus(False, f"nvidia-smi lists no GPU (exit {proc.returncode})")
+        return GpuStatus(False, f"nvidia-smi {driver['reason']}")
     return GpuStatus(True, ", ".join(names))
 
 

@@ -297,45 +297,41 @@ class GpuDecision:
     error: str = ""  # set when the host should build but its GPUs are unknown
 
 
-def parse_nvidia_smi(text: str) -> tuple[str, ...]:
-    """`nvidia-smi --query-gpu=index,compute_cap --format=csv,noheader` -> ("0=8.6", ...)."""
-    gpus = []
-    for line in text.splitlines():
-        match = re.fullmatch(r"\s*(\d+)\s*,\s*(\d{1,2}\.\d)\s*", line)
-        if match:
-            gpus.append(f"{match[1]}={match[2]}")
-    return tuple(gpus)
+GPU_FACT_KEYS = ("pci_gpus", "gpus", "driver")
 
 
-def decide_gpus(
-    mode: str,
-    nvidia_pci_devices: int,
-    smi_rc: int | None,
-    smi_output: str = "",
-    forced_cc: tuple[str, ...] = (),
-) -> GpuDecision:
-    """The trt_engines role's decision from what it found on the host (pure).
+def decide_gpus(mode: str, facts: dict, forced_cc: tuple[str, ...] = ()) -> GpuDecision:
+    """The trt_engines role's decision from the host's GPU facts (pure).
 
-    mode: auto (a PCI device of vendor 0x10de or a working nvidia-smi means a GPU), present
+    facts: dltk.gpu_facts.gather() of the host (the nvidia_gpu_facts module's fact).
+    mode: auto (an NVIDIA GPU on the PCI bus or one nvidia-smi lists means a GPU), present
     (build whatever was found), absent (never build). `forced_cc` replaces nvidia-smi's list.
     """
     if mode not in ("auto", "present", "absent"):
         raise DltkError(f"GPU mode {mode!r} must be auto, present or absent")
+    missing = [key for key in GPU_FACT_KEYS if key not in facts]
+    if missing:
+        raise DltkError(f"GPU facts lack {', '.join(missing)}: pass nvidia_gpu_facts' whole fact")
     for cc in forced_cc:
         check_cc(cc.split("=")[-1])
-    smi_gpus = parse_nvidia_smi(smi_output) if smi_rc == 0 else ()
+    driver = facts["driver"]
+    listed = facts["gpus"] if driver["answering"] else []
+    smi_gpus = tuple(f"{gpu['index']}={gpu['cc']}" for gpu in listed)
     gpus = tuple(forced_cc) or smi_gpus
-    smi = "nvidia-smi lists no GPU" if smi_rc == 0 else f"nvidia-smi does not run (rc {smi_rc})"
+    if driver["answering"]:
+        smi = "nvidia-smi lists no GPU" if not smi_gpus else f"nvidia-smi {driver['reason']}"
+    else:
+        smi = f"nvidia-smi does not run ({driver['reason']})"
     if mode == "absent":
         return GpuDecision(False, gpus, "disabled by trt_engines_gpu=absent")
-    found = nvidia_pci_devices > 0 or bool(smi_gpus)
-    if mode == "auto" and not found:
-        reason = f"no NVIDIA GPU found (no PCI device of vendor 0x10de, and {smi})"
+    pci = len(facts["pci_gpus"])
+    if mode == "auto" and not pci and not smi_gpus:
+        reason = f"no NVIDIA GPU found (no PCI device of vendor 0x10de, class 0x03xx, and {smi})"
         return GpuDecision(False, gpus, reason)
     if mode == "present":
         why = "forced by trt_engines_gpu=present"
-    elif nvidia_pci_devices:
-        why = f"{nvidia_pci_devices} NVIDIA PCI device(s)"
+    elif pci:
+        why = f"{pci} NVIDIA GPU(s) on the PCI bus"
     else:
         why = "nvidia-smi answers"
     if not gpus:
@@ -409,13 +405,15 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    decision = decide_gpus(
-        args.mode,
-        args.nvidia_pci_devices,
-        args.nvidia_smi_rc,
-        args.nvidia_smi_output,
-        tuple(args.gpu_cc),
-    )
+    try:
+        facts = json.loads(args.gpu_facts)
+    except json.JSONDecodeError as exc:
+        raise DltkError(
+            f"--gpu-facts is not JSON ({exc}): pass nvidia_gpu_facts | to_json"
+        ) from None
+    if not isinstance(facts, dict):
+        raise DltkError("--gpu-facts must be a JSON object: pass nvidia_gpu_facts | to_json")
+    decision = decide_gpus(args.mode, facts, tuple(args.gpu_cc))
     print(json.dumps(asdict(decision), sort_keys=True))
     return 0
 
@@ -471,11 +469,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     detect.add_argument("--mode", default="auto", help="auto, present or absent")
     detect.add_argument(
-        "--nvidia-pci-devices", type=int, default=0, help="PCI devices of vendor 0x10de"
-    )
-    detect.add_argument("--nvidia-smi-rc", type=int, default=None, help="exit code of nvidia-smi")
-    detect.add_argument(
-        "--nvidia-smi-output", default="", help="its `index, compute_cap` CSV output"
+        "--gpu-facts",
+        required=True,
+        help="the host's nvidia_gpu_facts fact as JSON (dltk.gpu_facts.gather)",
     )
     detect.add_argument(
         "--gpu-cc", action="append", default=[], help="compute capability that overrides it"

@@ -16,7 +16,6 @@ from dltk.bench_speed import (
     agreement,
     detect_gpu,
     ort_backends,
-    parse_nvidia_smi_list,
     run_speed,
     table_rows,
     to_csv,
@@ -25,10 +24,13 @@ from dltk.bench_speed import (
 )
 from dltk.errors import DltkError
 from dltk.export import ExportResult
+from dltk.gpu_facts import SMI_ARGV
 
+# `nvidia-smi --query-gpu=index,name,pci.bus_id,compute_cap --format=csv,noheader` (TEST DOUBLE
+# output; names and bus ids from docs/gpu-interfaces.md 1c, 1g, 1e).
 SMI = """\
-GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-1f2e)
-GPU 1: NVIDIA H100 PCIe (UUID: GPU-9a8b)
+0, NVIDIA A100-SXM4-80GB, 00000000:68:00.0, 8.0
+1, NVIDIA H100 80GB HBM3, 00000000:18:00.0, 9.0
 """
 NO_GPU_HOST = GpuStatus(False, "nvidia-smi not found")
 # A GPU host as `nvidia-smi -L` would describe it: the CPU-only onnxruntime and torch here have
@@ -36,25 +38,24 @@ NO_GPU_HOST = GpuStatus(False, "nvidia-smi not found")
 FAKE_GPU_HOST = GpuStatus(True, "NVIDIA A100 (test double)")
 
 
-def test_parse_nvidia_smi_list() -> None:
-    assert parse_nvidia_smi_list(SMI) == ["NVIDIA A100-SXM4-80GB", "NVIDIA H100 PCIe"]
-    assert parse_nvidia_smi_list("No devices were found\n") == []
-
-
 def test_detect_gpu_with_a_test_double_for_nvidia_smi(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dltk.bench_speed.shutil.which", lambda _name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr("dltk.gpu_facts.shutil.which", lambda _name: "/usr/bin/nvidia-smi")
 
     def fake_smi(cmd: list[str], **_kw: object) -> subprocess.CompletedProcess[str]:
-        assert cmd == ["nvidia-smi", "-L"]
+        assert cmd == list(SMI_ARGV)  # the query the roles' nvidia_gpu_facts module runs
         return subprocess.CompletedProcess(cmd, 0, SMI, "")
 
     status = detect_gpu(runner=fake_smi)
-    assert status.present and "H100" in status.detail
+    assert status == GpuStatus(True, "NVIDIA A100-SXM4-80GB, NVIDIA H100 80GB HBM3")
 
     def failing_smi(cmd: list[str], **_kw: object) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(cmd, 9, "", "NVIDIA-SMI has failed")
 
-    assert not detect_gpu(runner=failing_smi).present
+    assert detect_gpu(runner=failing_smi) == GpuStatus(
+        False, "nvidia-smi exit 9: NVIDIA-SMI has failed"
+    )
+    monkeypatch.setattr("dltk.gpu_facts.shutil.which", lambda _name: None)
+    assert detect_gpu(runner=fake_smi) == NO_GPU_HOST
 
 
 def test_detect_gpu_on_this_host_matches_the_driver_s_gpu_list() -> None:

@@ -20,7 +20,6 @@ from dltk.engines import (
     decide_gpus,
     engine_filename,
     parse_gpus,
-    parse_nvidia_smi,
     parse_trtexec_version,
     plan_engines,
     shape_specs,
@@ -145,7 +144,6 @@ def test_cc_mapping() -> None:
         engine_filename("86")
     assert parse_gpus(["9.0", "8.6"]) == {"8.6": 1, "9.0": 0}
     assert parse_gpus(["0=8.6", "1=8.6", "2=8.9"]) == {"8.6": 0, "8.9": 2}
-    assert parse_nvidia_smi("0, 8.6\n1, 8.9\nNo devices\n") == ("0=8.6", "1=8.9")
     with pytest.raises(DltkError, match="--gpu-cc 'sm86' must look like 8.6"):
         parse_gpus(["sm86"])
     with pytest.raises(DltkError, match="give the GPU's compute capability"):
@@ -200,29 +198,80 @@ def test_keys_follow_the_onnx_content_and_its_external_data(
     assert set(keys()).isdisjoint(with_data)
 
 
+def facts(pci_gpus: int, answering: bool, reason: str, ccs: tuple[str, ...] = ()) -> dict:
+    """A host's nvidia_gpu_facts fact (dltk.gpu_facts.gather) as a TEST DOUBLE: `pci_gpus` H100s
+    on the PCI bus, the driver answering or not, and the compute capabilities nvidia-smi lists."""
+    return {
+        "pci_gpus": [
+            {"address": f"0000:{i + 0x1B:02x}:00.0", "device_id": "2330", "class": "0x030200"}
+            for i in range(pci_gpus)
+        ],
+        "nvswitches": [],
+        "driver": {"answering": answering, "rc": 0 if answering else None, "reason": reason},
+        "gpus": [
+            {"index": i, "name": "GPU", "bus_id": "", "pci_address": "", "cc": cc}
+            for i, cc in enumerate(ccs)
+        ],
+    }
+
+
+NOT_FOUND = facts(0, False, "not found")
+
+
 def test_the_skip_without_a_gpu() -> None:
-    skip = decide_gpus("auto", nvidia_pci_devices=0, smi_rc=2)
+    skip = decide_gpus("auto", NOT_FOUND)
     assert not skip.present and skip.error == "" and skip.gpus == ()
     assert skip.reason == (
-        "no NVIDIA GPU found (no PCI device of vendor 0x10de, and nvidia-smi does not run (rc 2))"
+        "no NVIDIA GPU found (no PCI device of vendor 0x10de, class 0x03xx, "
+        "and nvidia-smi does not run (not found))"
     )
-    absent = decide_gpus("absent", 1, 0, "0, 8.6")
+    absent = decide_gpus("absent", facts(1, True, "lists 1 GPU(s)", ("8.6",)))
     assert not absent.present and absent.reason == "disabled by trt_engines_gpu=absent"
     # The plan may still be computed for a forced compute capability.
-    assert decide_gpus("auto", 0, 2, forced_cc=("8.6",)).gpus == ("8.6",)
+    assert decide_gpus("auto", NOT_FOUND, forced_cc=("8.6",)).gpus == ("8.6",)
+    # A driver that answers with no GPU, on a host without NVIDIA PCI GPUs.
+    none = decide_gpus("auto", facts(0, True, "lists no GPU"))
+    assert not none.present and none.reason.endswith("and nvidia-smi lists no GPU)")
 
 
 def test_gpu_hosts_and_what_they_need() -> None:
-    found = decide_gpus("auto", 2, 0, "0, 8.6\n1, 8.6\n")
+    found = decide_gpus("auto", facts(2, True, "lists 2 GPU(s)", ("8.6", "8.6")))
     assert found.present and found.gpus == ("0=8.6", "1=8.6") and found.error == ""
-    no_driver = decide_gpus("auto", 1, 127)
+    assert found.reason == "2 NVIDIA GPU(s) on the PCI bus; GPUs 0=8.6, 1=8.6"
+    no_driver = decide_gpus("auto", facts(1, False, "exit 9: NVIDIA-SMI has failed"))
     assert no_driver.present
-    assert no_driver.error.startswith("this host should build engines (1 NVIDIA PCI device(s))")
-    assert "install the NVIDIA driver" in no_driver.error
-    forced = decide_gpus("present", 0, 2)
+    assert no_driver.error.startswith(
+        "this host should build engines (1 NVIDIA GPU(s) on the PCI bus) but nvidia-smi does not "
+        "run (exit 9: NVIDIA-SMI has failed): install the NVIDIA driver"
+    )
+    # GPUs the driver lists count even where the PCI tree shows none (a VM's odd sysfs).
+    smi_only = decide_gpus("auto", facts(0, True, "lists 1 GPU(s)", ("9.0",)))
+    assert smi_only.present and smi_only.reason == "nvidia-smi answers; GPUs 0=9.0"
+    # A driver that does not answer has no GPU list, whatever the fact holds.
+    stale = decide_gpus("auto", facts(0, False, "exit 9", ("9.0",)))
+    assert not stale.present and stale.gpus == ()
+    forced = decide_gpus("present", facts(0, False, "exit 2"))
     assert forced.present and "forced by trt_engines_gpu=present" in forced.error
     with pytest.raises(DltkError, match="GPU mode 'maybe'"):
-        decide_gpus("maybe", 0, 0)
+        decide_gpus("maybe", NOT_FOUND)
+    with pytest.raises(DltkError, match="GPU facts lack gpus, driver"):
+        decide_gpus("auto", {"pci_gpus": []})
+
+
+def test_cli_detect_reads_the_fact(capsys: pytest.CaptureFixture[str]) -> None:
+    fact = json.dumps(facts(1, True, "lists 1 GPU(s)", ("9.0",)))
+    assert main(["engines", "detect", "--gpu-facts", fact]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {
+        "present": True,
+        "gpus": ["0=9.0"],
+        "reason": "1 NVIDIA GPU(s) on the PCI bus; GPUs 0=9.0",
+        "error": "",
+    }
+    assert main(["engines", "detect", "--gpu-facts", "{nope"]) != 0
+    assert "--gpu-facts is not JSON" in capsys.readouterr().err
+    assert main(["engines", "detect", "--gpu-facts", "[]"]) != 0
+    assert "--gpu-facts must be a JSON object" in capsys.readouterr().err
 
 
 def test_cli_plan_is_deterministic(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
