@@ -15,7 +15,8 @@ module: nvidia_gpu_facts
 short_description: NVIDIA GPUs and NVSwitches on the PCI bus, and the GPUs the driver reports
 description:
   - Reads vendor, device and class of every PCI device under O(pci_devices_dir) (sysfs).
-  - NVIDIA GPUs are vendor C(0x10de) display controllers (class C(0x03xx)); NVSwitches are class C(0x0680).
+  - NVIDIA GPUs are vendor C(0x10de) display controllers (class C(0x03xx));
+    NVSwitches are class C(0x0680).
   - Runs C(nvidia-smi --query-gpu=index,name,pci.bus_id,compute_cap --format=csv,noheader) when it
     is installed and reports whether the driver answers, and why not.
   - Returns the result as the fact C(nvidia_gpu_facts). Read-only; runs in check mode too.
