@@ -52,6 +52,7 @@ from dltk.repo_plan import (
     plan_model,
     plan_repo,
 )
+from dltk.repo_references import add_verb as add_references_verb
 from dltk.repo_sync import add_verb as add_sync_verb
 from dltk.validate import validate_repo
 
@@ -345,3 +346,4 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_load_verb(verbs)  # `dltk repo load` (repo_load.py)
     add_sync_verb(verbs)  # `dltk repo sync` (repo_sync.py)
     add_backends_verb(verbs)  # `dltk repo backends` (repo_backends.py)
+    add_references_verb(verbs)  # `dltk repo references` (repo_references.py)

@@ -337,6 +337,7 @@ class Verifier:
         opts = self.opts
         ref = self.served.reference
         onnx, samples = opts.onnx, opts.samples
+        onnx_name = f"{ref}.onnx"
         if opts.manifest is not None:
             from dltk.manifest import load_manifest
 
@@ -345,11 +346,15 @@ class Verifier:
             if entry is not None:
                 self.manifest_opt = entry.batch.opt if entry.batch.max > 0 else None
                 self.manifest_min = max(1, entry.batch.min)
+                onnx_name = entry.onnx.name
                 if opts.reference_dir is None:
                     onnx = onnx or entry.onnx
                     samples = samples or entry.samples
         if opts.reference_dir is not None:
-            onnx = onnx or opts.reference_dir / f"{ref}.onnx"
+            # reference/<model>/<its ONNX file> beside its external data (the role's layout,
+            # `dltk repo references`), else reference/<model>.onnx.
+            in_dir = opts.reference_dir / ref / onnx_name
+            onnx = onnx or (in_dir if in_dir.is_file() else opts.reference_dir / f"{ref}.onnx")
             found = opts.reference_dir / f"{ref}.samples.npz"
             samples = samples or (found if found.is_file() else None)
         self.onnx, self.samples_path = onnx, samples
