@@ -232,7 +232,7 @@ def cmd_converge(args: argparse.Namespace) -> int:
         if args.big_mb > 0:
             base = Path(args.manifest)
             for label, mb in (("small", 1.0), ("big", args.big_mb)):
-                size = write_bulk_onnx(work / f"bulk-{label}.onnx", mb)
+                size = write_bulk_onnx(work / f"bulk-{label}.onnx", mb, args.external_data)
                 manifest_with_bulk(base, work / f"bulk-{label}.onnx", work / f"models-{label}.yml")
                 log(f"bulk model for dltk-bench-{label}: {size / 1e6:.1f} MB")
             models = ("mnist", "mnist_classifier", "bulk")
@@ -328,6 +328,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--big-mb", type=float, default=0, help="size check: extra model of N MB")
     c.add_argument("--size-rounds", type=int, default=3, help="size check rounds (default 3)")
+    c.add_argument(
+        "--external-data",
+        action="store_true",
+        help="the extra model keeps its weights in an external data file (as models over 2 GB do)",
+    )
     c.add_argument("--manifest", default=str(REPO_ROOT / "model_repo" / "models.yml"))
     c.add_argument("--keep", action="store_true", help="leave the bench hosts running")
     c.set_defaults(func=cmd_converge)
