@@ -35,6 +35,7 @@ def state(record: dict, images=IMAGES, inputs=INPUTS) -> dict:
 def test_the_recorded_build_of_these_inputs_is_current():
     got = state(slurped(RECORD))
     assert got["current"] is True
+    assert got["present"] is True
     assert got["inputs"] == RECORD["inputs"]
 
 
@@ -81,6 +82,8 @@ def test_the_recorded_build_of_these_inputs_is_current():
 def test_anything_else_builds_and_says_why(record, images, inputs, why):
     got = state(record, images, inputs)
     assert got["current"] is False
+    # present: the tag names an image (the check-mode prediction reads it).
+    assert got["present"] is (why != "the image is absent")
     assert why in got["why"]
     assert got["why"].startswith("to be built: ")
 

@@ -43,7 +43,8 @@ def dltk_image_state(
     base: str,
     inputs: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """{current, why, inputs}: whether the image `ref` is the recorded build of these inputs.
+    """{current, present, why, inputs}: whether the image `ref` is the recorded build of these
+    inputs (`present`: whether the tag names any image).
 
     `slurped` is slurp's result for the record (failed_when: false); `images` the result of
     docker_image_info for the image and its base; `inputs` this run's checksums and arguments
@@ -64,12 +65,9 @@ def dltk_image_state(
         changed = sorted(k for k in wanted if (last.get("inputs") or {}).get(k) != wanted[k])
         why = f"to be built: {', '.join(changed) or 'the inputs'} changed since the last build"
     else:
-        return {
-            "current": True,
-            "why": "current (the recorded build of these inputs)",
-            "inputs": wanted,
-        }
-    return {"current": False, "why": why, "inputs": wanted}
+        why = "current (the recorded build of these inputs)"
+        return {"current": True, "present": True, "why": why, "inputs": wanted}
+    return {"current": False, "present": bool(tagged), "why": why, "inputs": wanted}
 
 
 class FilterModule:
