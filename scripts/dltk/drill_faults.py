@@ -194,7 +194,7 @@ def _rollout(
     )
     before = repo_snapshot(host.repo_dir)
     fault = Fault(time.monotonic())
-    play = deploy(host, "-e", f"triton_model_repo_manifest={manifest}", *DRILL_PLAY_VARS)
+    play = deploy(host, "-e", f"dltk_manifest={manifest}", *DRILL_PLAY_VARS)
     fault.notes.append(f"{_books(host)} rc={play.rc} in {play.seconds:.0f} s")
     if play.rc == 0:
         fault.lost.append(f"{_books(host)} passed with a bad model")

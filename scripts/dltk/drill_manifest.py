@@ -1,6 +1,6 @@
 """Bad model versions for the rollout drills, and the manifest override that deploys one.
 
-deploy.yml takes `-e triton_model_repo_manifest=FILE`: the override is the project's manifest
+deploy.yml takes `-e dltk_manifest=FILE`: the override is the project's manifest
 with one model's `onnx` replaced and every other relative path made absolute (the override
 lives elsewhere, and paths in a manifest are relative to the manifest's folder).
 """

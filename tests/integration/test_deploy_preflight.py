@@ -60,7 +60,7 @@ def test_missing_dltk_on_the_control_node_stops_before_any_host(tmp_path: Path) 
         "all:\n  hosts:\n    dltk-no-such-host:\n"
         "      ansible_connection: community.docker.docker\n"
     )
-    result = run_playbook("-i", str(inventory), "-e", f"triton_model_repo_dltk={tmp_path}/no-dltk")
+    result = run_playbook("-i", str(inventory), "-e", f"dltk_command={tmp_path}/no-dltk")
     assert result.returncode != 0
     assert "does not run on the control node" in result.stdout
     assert "UNREACHABLE" not in result.stdout

@@ -4,7 +4,7 @@ A real tritonserver (`dltk serve --model-control-mode=explicit`) serves MNIST an
 pipeline from a repository rendered by `dltk repo render`. The play is triton_server's
 sync-models.yml (the step main.yml runs after the server is ready) on the control node
 (`triton_server_load_via: control_node`), with the wanted models as main.yml computes them
-(`triton_server_models_loaded`). Drift is made through the server's repository API, as an
+(`dltk_models_loaded`). Drift is made through the server's repository API, as an
 operator (or an attacker without the key, on a server without restrictions) would:
 a manifest model unloaded is loaded again, a model loaded by hand is unloaded, each run
 reported as changed and the next run as changed=0; a model still loaded after its directory
@@ -59,7 +59,7 @@ class Drift:
             "triton_server_http_port": self.server.opts.http_port,
             "triton_server_model_repo_dir": str(self.repo),
             "triton_server_dltk": str(Path(sys.executable).parent / "dltk"),
-            "triton_server_models_loaded": wanted,
+            "dltk_models_loaded": wanted,
             # `dltk serve` here restricts no API (molecule default drifts the restricted server).
             "triton_server_restricted_apis": [],
         }

@@ -49,14 +49,8 @@ PLAYBOOK = """\
         name: triton_server
         tasks_from: load-models.yml
       when:
-        - (triton_model_repo_changed + triton_model_repo_removed) | length > 0
+        - (dltk_model_repo_changed + dltk_model_repo_removed) | length > 0
         - not (first_deployment | default(false) | bool)
-  handlers:
-    # triton_server's restart handler listens here too; it restarts only without explicit mode.
-    - name: Note the repository change
-      ansible.builtin.debug:
-        msg: the changed models are loaded through the repository API
-      listen: Triton model repository changed
 """
 
 
@@ -103,15 +97,14 @@ class Deployment:
 
     def play(self, onnx_name: str, *extra: str) -> subprocess.CompletedProcess[str]:
         variables = {
-            "triton_model_repo_manifest": str(self.manifest(onnx_name)),
-            "triton_model_repo_dir": str(self.host_repo),
+            "dltk_manifest": str(self.manifest(onnx_name)),
+            "dltk_model_repo_dir": str(self.host_repo),
             "triton_model_repo_stage_dir": str(self.base / "stage"),
             "triton_model_repo_runtimes": ["python-onnxruntime"],
             "triton_model_repo_instance_kind": "cpu",
-            "triton_model_repo_dltk": str(Path(sys.executable).parent / "dltk"),
+            "dltk_command": str(Path(sys.executable).parent / "dltk"),
             "triton_server_load_via": "control_node",
             "triton_server_http_port": self.port,
-            "triton_server_model_repo_dir": str(self.host_repo),
             # `dltk serve` here restricts no API, so the loads carry no key (molecule default
             # tests the restricted server and its key).
             "triton_server_restricted_apis": [],
