@@ -55,7 +55,6 @@ class Drift:
 
     def play(self, wanted: list[str] = WANTED) -> subprocess.CompletedProcess[str]:
         variables = {
-            "dltk_ngc_release": "24.10",
             "triton_server_load_via": "control_node",
             "triton_server_http_port": self.server.opts.http_port,
             "triton_server_model_repo_dir": str(self.repo),

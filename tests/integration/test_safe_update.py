@@ -97,7 +97,6 @@ class Deployment:
 
     def play(self, onnx_name: str, *extra: str) -> subprocess.CompletedProcess[str]:
         variables = {
-            "dltk_ngc_release": "24.10",
             "dltk_manifest": str(self.manifest(onnx_name)),
             "dltk_model_repo_dir": str(self.host_repo),
             "triton_model_repo_stage_dir": str(self.base / "stage"),

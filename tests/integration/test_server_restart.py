@@ -55,7 +55,6 @@ def container() -> Iterator[str]:
 
 def play(tmp_path: Path, name: str, **facts: object) -> subprocess.CompletedProcess[str]:
     variables = {
-        "dltk_ngc_release": "24.10",
         "triton_server_container_name": name,
         "triton_server_image": IMAGE,
         **facts,
