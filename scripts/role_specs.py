@@ -6,16 +6,15 @@ with --check names every role, variable and file that drifted from the spec (exi
     scripts/role_specs.py [--roles-dir roles] [--check] [ROLE ...]     (make role-docs)
 
 Why the defaults file is generated rather than dropped: Ansible does not apply an argument spec's
-`default`. The validation task a spec adds (ansible.builtin.validate_argument_spec, prepended by
-ansible-core's Role._prepend_validation_task) only validates the variables the play already has
-and reports errors; its action plugin (plugins/action/validate_argument_spec.py, ansible-core
-2.19) sets no variable. Ansible's role documentation ("Role argument validation", Specification
-format) says so for `default`: the documented default must match the code, and the actual default
-always comes from the role's defaults/main.yml
-(https://docs.ansible.com/ansible/latest/playbook_guide/playbooks_reuse_roles.html); the gap is
-discussed in https://github.com/ansible/ansible/issues/77159 ("defaults ... can be specified, and"
-are not applied). So the spec documents, defaults/main.yml is what the role runs with, and this
-tool keeps the second a pure function of the first.
+`default`; it only documents it. Ansible's role guide ("Role argument validation", Specification
+format, https://docs.ansible.com/ansible/latest/playbook_guide/playbooks_reuse_roles.html) asks
+that the spec's default match the code and says the actual default always comes from the role's
+defaults/main.yml; https://github.com/ansible/ansible/issues/77159 records that role specs,
+unlike module specs, do not apply their defaults. Seen in ansible-core 2.19's code: the task a
+spec adds (Role._prepend_validation_task) runs the validate_argument_spec action, which validates
+the variables the play already has and returns errors, and sets no variable. So the spec is the
+contract, defaults/main.yml is what the role runs with, and this tool keeps the second a pure
+function of the first.
 
 What is generated, per role:
 - defaults/main.yml: every option that has a `default` (all entry points; `main` first), each with
