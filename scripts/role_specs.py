@@ -142,7 +142,7 @@ def _flow_leaves(node: yaml.Node, top: bool = False) -> None:
 def dump_value(name: str, value: object) -> str:
     node = _Dumper(None).represent_data({name: value})
     _flow_leaves(node, top=True)
-    return yaml.serialize(node, Dumper=_Dumper, width=100, allow_unicode=True)
+    return yaml.serialize(node, Dumper=_Dumper, width=88, allow_unicode=True)
 
 
 def render_defaults(options: dict[str, Option]) -> str:
