@@ -10,7 +10,7 @@ BIN       := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help deps engine images venv demo bench profile demo-down test lint unit mutation integration molecule gpu-sim drill drill-short clean
+.PHONY: help deps engine images venv demo bench profile demo-down test lint unit mutation integration molecule gpu-sim drill drill-short clean role-docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ lint: venv ## ansible-lint (production), yamllint, ruff, syntax-check
 	ruff format --check scripts tests roles molecule
 	ansible-playbook --syntax-check deploy.yml -i inventory/sandbox.yml
 	ansible-lint --profile production
+
+role-docs: venv ## write each role's defaults/main.yml and README variables table from meta/argument_specs.yml
+	python scripts/role_specs.py
 
 unit: venv ## pytest unit tests (no server, no docker)
 	pytest -q tests/unit

@@ -6,9 +6,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Versions and tags from the release file (roles/dltk_ngc/defaults/main.json) through
+# `dltk release --build-args`: DLTK_NGC_RELEASE, TRITON_VERSION, NVIDIA_PYTRITON_VERSION,
+# TRITONCLIENT_VERSION, TRITON_CPU_IMAGE, TOOLKIT_IMAGE (an image name set in the environment wins).
+# (this checkout's own package first: the venv may have been made from another checkout)
+release_args=$(PYTHONPATH="scripts${PYTHONPATH:+:$PYTHONPATH}" .venv/bin/dltk release --build-args)
+while IFS='=' read -r key value; do
+  case "$key" in
+    TRITON_CPU_IMAGE|TOOLKIT_IMAGE) printf -v "$key" '%s' "${!key:-$value}" ;;
+    *) printf -v "$key" '%s' "$value" ;;
+  esac
+done <<<"$release_args"
 BASE_IMAGE="${BASE_IMAGE:-dltk/debian-base:bookworm}"
-TRITON_CPU_IMAGE="${TRITON_CPU_IMAGE:-dltk/triton-cpu:2.51.0}"
-TOOLKIT_IMAGE="${TOOLKIT_IMAGE:-dltk/toolkit:0.1.0}"
 SANDBOX_IMAGE="${SANDBOX_IMAGE:-dltk/sandbox-host:bookworm}"
 PIP="${PIP:-.venv/bin/pip}"
 WHEELHOUSE=build/wheelhouse
@@ -31,17 +40,19 @@ log "wheelhouse: $(ls "$WHEELHOUSE" | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cu
 
 build() {
   local tag=$1 dockerfile=$2 start=$SECONDS
+  shift 2  # the rest: more --build-arg options
   local buildlog
   buildlog="build/$(basename "$(dirname "$dockerfile")").build.log"
   log "building $tag from $dockerfile (log: $buildlog)"
-  if ! docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$tag" -f "$dockerfile" . \
+  if ! docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" "$@" -t "$tag" -f "$dockerfile" . \
       >"$buildlog" 2>&1; then
     log "build of $tag failed; last lines of $buildlog:"; tail -n 40 "$buildlog" >&2
     exit 1
   fi
   log "built $tag in $((SECONDS - start)) s"
 }
-build "$TRITON_CPU_IMAGE" images/triton-cpu/Dockerfile
+build "$TRITON_CPU_IMAGE" images/triton-cpu/Dockerfile \
+  --build-arg "TRITON_VERSION=$TRITON_VERSION" --build-arg "NVIDIA_PYTRITON_VERSION=$NVIDIA_PYTRITON_VERSION"
 
 # The DLTK toolkit image (CPU variant) builds from a staged context: its own files, the
 # wheelhouse and a second wheelhouse with torch and matplotlib (kept out of the shared one, which
@@ -66,7 +77,8 @@ cp -l images/dltk/Dockerfile images/dltk/requirements*.txt constraints.txt pypro
   README.md "$TOOLKIT_CONTEXT/"
 cp -rl "$WHEELHOUSE" "$TOOLKIT_CONTEXT/wheelhouse"
 cp -rl "$TOOLS_WHEELHOUSE" "$TOOLKIT_CONTEXT/wheelhouse-tools"
-cp -r scripts/dltk "$TOOLKIT_CONTEXT/scripts/dltk"
+# -L: scripts/dltk/release.json is a symlink to the release file; the context gets its content.
+cp -rL scripts/dltk "$TOOLKIT_CONTEXT/scripts/dltk"
 find "$TOOLKIT_CONTEXT" -name __pycache__ -prune -exec rm -rf {} +
 start=$SECONDS
 log "building $TOOLKIT_IMAGE from $TOOLKIT_CONTEXT (log: build/dltk.build.log)"

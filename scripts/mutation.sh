@@ -10,7 +10,8 @@
 # the run happens in a staging copy, build/mutation/, laid out as src/dltk + tests/unit.
 # tests/unit/test_export.py is left out: it trains a model (20 s of the suite's 25 s) to test
 # export.py, which is not mutated, and would run again for every mutant of the manifest.
-# tests/unit/test_gpu_requirements.py and test_release.py too: they read images/ and inventory/ (not staged)
+# tests/unit/test_gpu_requirements.py, test_release.py and test_release_pins.py too: they read images/, roles/
+# and the git tree (not staged); test_role_specs.py tests scripts/role_specs.py over roles/ (not staged)
 # (the first also asks PyPI) to test release.py, which is not mutated either; test_standin_nvidia_ctk.py
 # tests a molecule template (molecule/ is not staged), not the dltk package. Tests of role code and
 # docs (test_apt_pinned_version.py, test_apt_pinned_repo_role.py, test_model_dirs.py,
@@ -46,7 +47,8 @@ fi
 if [ -n "$MODULES" ]; then
 rm -rf "$STAGE"
 mkdir -p "$STAGE/src" "$STAGE/tests"
-cp -r scripts/dltk "$STAGE/src/dltk"
+# -L: dltk/release.json is a symlink to the release file (roles/dltk_ngc/defaults/main.json).
+cp -rL scripts/dltk "$STAGE/src/dltk"
 cp -r tests/unit "$STAGE/tests/unit"
 # tests read the project's manifest (REPO_ROOT is two levels above tests/unit/conftest.py).
 cp -r model_repo "$STAGE/model_repo"
@@ -63,7 +65,7 @@ source_paths = ["src"]
 only_mutate = [${only%, }]
 also_copy = ["model_repo"]
 pytest_add_cli_args_test_selection = ["tests/unit"]
-pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "--ignore=tests/unit/test_export.py", "--ignore=tests/unit/test_gpu_requirements.py", "--ignore=tests/unit/test_release.py", "--ignore=tests/unit/test_standin_nvidia_ctk.py", "--ignore=tests/unit/test_apt_pinned_version.py", "--ignore=tests/unit/test_apt_pinned_repo_role.py", "--ignore=tests/unit/test_model_dirs.py", "--ignore=tests/unit/test_verify_state.py", "--ignore=tests/unit/test_reliability_doc.py", "--ignore=tests/unit/test_gpu_facts_module.py"]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "--ignore=tests/unit/test_export.py", "--ignore=tests/unit/test_gpu_requirements.py", "--ignore=tests/unit/test_release.py", "--ignore=tests/unit/test_release_pins.py", "--ignore=tests/unit/test_role_specs.py", "--ignore=tests/unit/test_standin_nvidia_ctk.py", "--ignore=tests/unit/test_apt_pinned_version.py", "--ignore=tests/unit/test_apt_pinned_repo_role.py", "--ignore=tests/unit/test_model_dirs.py", "--ignore=tests/unit/test_verify_state.py", "--ignore=tests/unit/test_reliability_doc.py", "--ignore=tests/unit/test_gpu_facts_module.py"]
 
 [tool.pytest.ini_options]
 timeout = 600

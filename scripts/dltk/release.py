@@ -1,7 +1,13 @@
 """`dltk release`: what one NGC release of Triton brings (images, versions, driver needs).
 
-The Triton release is ONE setting, `dltk_ngc_release` (inventory/group_vars/all/release.yml).
-Everything that depends on it is derived here: the NGC image tags (tritonserver, tensorrt,
+The Triton release lives in ONE file, roles/dltk_ngc/defaults/main.json (the dltk_ngc role's
+defaults, so the roles get it with no inventory): `dltk_ngc_release` (the release deployed),
+`dltk_ngc_releases` (what each release brings), `dltk_ngc_cpu_triton` (the CPU Triton of the
+sandbox: nvidia-pytriton's tritonserver) and `dltk_ngc_toolkit_tag` (the dltk/toolkit image tag).
+This module reads it as scripts/dltk/release.json and inventory/group_vars/all/release.json is the
+project inventory's view of it: both are symlinks to that file (packaging copies the content).
+JSON, so the GPU toolkit build can read it with the NGC image's bare Python (no PyYAML).
+Everything derived from the release is derived here: the NGC image tags (tritonserver, tensorrt,
 pytorch), the Triton and tritonclient version, the Python of the NGC images (the GPU toolkit's
 requirements must resolve for it), the CUDA version and the driver it needs.
 
@@ -34,11 +40,27 @@ import argparse
 import json
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from dltk.errors import DltkError
 
 NGC_PATTERN = re.compile(r"^\d{2}\.\d{2}$")
-DEFAULT_NGC_RELEASE = "24.10"
+RELEASE_FILE = Path(__file__).with_name("release.json")
+HOME = "roles/dltk_ngc/defaults/main.json"
+
+
+def load_release_file(path: Path = RELEASE_FILE) -> dict:
+    """The release file's variables; one clear error when it is missing or not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DltkError(f"cannot read the release file {path} ({HOME}): {exc}") from exc
+
+
+_DATA = load_release_file()
+DEFAULT_NGC_RELEASE: str = _DATA["dltk_ngc_release"]
+TOOLKIT_TAG: str = _DATA["dltk_ngc_toolkit_tag"]
+CPU_TRITON: dict[str, str] = dict(_DATA["dltk_ngc_cpu_triton"])
 
 
 @dataclass(frozen=True)
@@ -81,30 +103,23 @@ class Release:
         return data
 
 
-_DC_FORWARD_COMPAT = ("470.57", "525.85", "535.86", "545.23")
-
 RELEASES: dict[str, Release] = {
-    "24.10": Release(
-        ngc="24.10",
-        triton="2.51.0",
-        tensorrt="10.5.0",
-        cuda="12.6.2",
-        python="3.10",
-        min_driver_branch=560,
-        forward_compat=_DC_FORWARD_COMPAT,
-        min_compute_capability="6.0",
-    ),
-    "25.08": Release(
-        ngc="25.08",
-        triton="2.60.0",
-        tensorrt="10.13.2",
-        cuda="13.0.0",
-        python="3.12",
-        min_driver_branch=575,
-        forward_compat=_DC_FORWARD_COMPAT,
-        min_compute_capability="7.5",
-    ),
+    ngc: Release(ngc=ngc, **{**facts, "forward_compat": tuple(facts["forward_compat"])})
+    for ngc, facts in _DATA["dltk_ngc_releases"].items()
 }
+
+
+def build_args() -> dict[str, str]:
+    """What scripts/build-images.sh passes to the image builds, from the release file."""
+    release = get_release(DEFAULT_NGC_RELEASE)
+    return {
+        "DLTK_NGC_RELEASE": release.ngc,
+        "TRITON_VERSION": CPU_TRITON["tritonserver"],
+        "NVIDIA_PYTRITON_VERSION": CPU_TRITON["nvidia_pytriton"],
+        "TRITONCLIENT_VERSION": CPU_TRITON["tritonclient"],
+        "TRITON_CPU_IMAGE": f"dltk/triton-cpu:{CPU_TRITON['tritonserver']}",
+        "TOOLKIT_IMAGE": f"dltk/toolkit:{TOOLKIT_TAG}",
+    }
 
 
 def get_release(ngc: str) -> Release:
@@ -115,7 +130,7 @@ def get_release(ngc: str) -> Release:
         known = ", ".join(sorted(RELEASES))
         raise DltkError(
             f"NGC release {ngc} is not in dltk's release table (known: {known}); "
-            "add it to scripts/dltk/release.py with its release notes' driver and CUDA facts"
+            f"add it to {HOME} (dltk_ngc_releases) with its release notes' driver and CUDA facts"
         )
     return RELEASES[ngc]
 
@@ -135,6 +150,10 @@ def toolkit_requirement(ngc: str, python_version: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.build_args:
+        for key, value in build_args().items():
+            print(f"{key}={value}")
+        return 0
     release = get_release(args.ngc)
     if args.json:
         print(json.dumps(release.as_dict(), sort_keys=True))
@@ -148,8 +167,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "release",
         help="what an NGC release of Triton brings: image tags, versions, driver needs",
-        description="Print the facts dltk derives from one NGC release (dltk_ngc_release).",
+        description=f"Print what one NGC release brings (dltk_ngc_release in {HOME}).",
     )
     parser.add_argument("--ngc", default=DEFAULT_NGC_RELEASE, help="NGC release, e.g. 24.10")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--build-args",
+        action="store_true",
+        help="print KEY=VALUE lines of the image builds (scripts/build-images.sh reads them)",
+    )
     parser.set_defaults(func=run)

@@ -83,7 +83,7 @@ def test_unknown_ngc_release_stops_before_any_host(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert (
         "NGC release 99.99 is not in dltk's release table (known: 24.10, 25.08); add it to "
-        "scripts/dltk/release.py" in result.stdout
+        "roles/dltk_ngc/defaults/main.json (dltk_ngc_releases)" in result.stdout
     )
     assert "Nothing was changed on any host" in result.stdout
     assert "UNREACHABLE" not in result.stdout

@@ -2,7 +2,7 @@
 base and the engine key.
 
 The roles' defaults are rendered by ansible-playbook (tests/unit/data/release-defaults.yml loads
-the roles' own defaults files and the project's inventory/group_vars/all/release.yml), once with
+the roles' own defaults files and the release file, roles/dltk_ngc/defaults/main.json), once with
 the project's value and once moved with `-e dltk_ngc_release=25.08`; the facts they must match
 come from scripts/dltk/release.py (`dltk release`).
 """
@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from dltk.release import RELEASES, get_release
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAY = ROOT / "tests" / "unit" / "data" / "release-defaults.yml"
-RELEASE_FILE = ROOT / "inventory" / "group_vars" / "all" / "release.yml"
+RELEASE_FILE = ROOT / "roles" / "dltk_ngc" / "defaults" / "main.json"
 BIN = Path(sys.executable).parent
 
 
@@ -114,7 +115,7 @@ def test_an_unset_release_stops_with_the_setting_named(tmp_path: Path, manifest:
     run, _ = render(tmp_path, manifest, release_file=empty)
     assert run.returncode != 0
     assert "dltk_ngc_release is not set" in run.stdout + run.stderr
-    assert "inventory/group_vars/all/release.yml" in run.stdout + run.stderr
+    assert "roles/dltk_ngc/defaults/main.json" in " ".join((run.stdout + run.stderr).split())
 
 
 def test_every_release_has_its_facts(capsys: pytest.CaptureFixture[str]) -> None:
@@ -139,3 +140,58 @@ def test_every_release_has_its_facts(capsys: pytest.CaptureFixture[str]) -> None
     assert data["tritonclient"] == "2.60.0"
     with pytest.raises(DltkError, match="not in dltk's release table"):
         get_release("23.01")
+
+
+def test_a_role_gets_the_release_without_the_project_inventory(tmp_path: Path) -> None:
+    """trt_engines on a bare `-i localhost,` (no group_vars): its dependency on dltk_ngc brings
+    the release file's dltk_ngc_release, and the image defaults derive from it."""
+    play = tmp_path / "play.yml"
+    out = tmp_path / "out.json"
+    play.write_text(
+        textwrap.dedent(
+            f"""\
+            - hosts: localhost
+              gather_facts: false
+              tasks:
+                - ansible.builtin.import_role: {{name: trt_engines, tasks_from: preflight}}
+                - ansible.builtin.copy:
+                    dest: {out}
+                    mode: "0644"
+                    content: >-
+                      {{{{ {{'release': dltk_ngc_release, 'image': trt_engines_image}}
+                         | to_json }}}}
+            """
+        )
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+    }
+    env.pop("ANSIBLE_CONFIG", None)
+    run = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            str(play),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    ngc = yaml.safe_load(RELEASE_FILE.read_text())["dltk_ngc_release"]
+    assert json.loads(out.read_text()) == {
+        "release": ngc,
+        "image": get_release(ngc).tensorrt_image,
+    }

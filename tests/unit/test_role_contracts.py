@@ -3,10 +3,11 @@ namespace of the role `dltk` (roles/dltk), or through the interface of a role th
 
 Checked over the real roles/ and, to show each rule can fail, over small fixture roles:
 - no role reads another role's variables (`<role>_*`, `_<role>_*`, `__<role>_*`), except the public
-  names (parameters and documented results) of a role it runs with include_role/import_role;
+  names (parameters and documented results) of a role it runs with include_role/import_role or
+  depends on (meta/main.yml, directly or through another dependency: dltk_ngc, the release file);
 - no role notifies a handler it does not define;
 - `role_path` reaches outside a role (`role_path ~ '/../..'`) only in dltk;
-- every shared name a role reads is declared by dltk (argument spec or defaults), and the role lists
+- every shared name a role reads is declared in dltk's argument spec, and the role lists
   dltk as a dependency;
 - an output of the namespace is set only by the role its spec names ("Output of <role>").
 """
@@ -21,8 +22,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE_DIRS = ("tasks", "handlers", "defaults", "vars", "templates", "meta")
-# Settings of the inventory, not of a role: the NGC release and the hosts a playbook targets.
-INVENTORY_SETTINGS = {"dltk_ngc_release", "dltk_hosts"}
+# A setting of the inventory, not of a role: the hosts a playbook targets.
+INVENTORY_SETTINGS = {"dltk_hosts"}
 SHARED_ROLE = "dltk"
 COMMENT = re.compile(r"^[ \t]*#[^\n]*|\{#.*?#\}", re.MULTILINE | re.DOTALL)
 
@@ -46,6 +47,20 @@ def included_roles(texts: dict[Path, str]) -> set[str]:
     return found
 
 
+def dependencies(roles: Path, role: str) -> set[str]:
+    """The roles ROLE depends on (meta/main.yml), directly or through another dependency."""
+    found: set[str] = set()
+    todo = [role]
+    while todo:
+        meta = yaml.safe_load((roles / todo.pop() / "meta" / "main.yml").read_text()) or {}
+        for dep in meta.get("dependencies") or []:
+            name = dep["role"] if isinstance(dep, dict) else dep
+            if name not in found:
+                found.add(name)
+                todo.append(name)
+    return found
+
+
 def owner(name: str, roles: list[str]) -> str | None:
     """The role whose prefix a variable name carries (the longest match), or None for the shared
     namespace: the shared role's public names (`dltk_*` not claimed by a longer role name)."""
@@ -60,7 +75,7 @@ def foreign_reads(roles: Path) -> list[str]:
     problems = []
     for role in names:
         texts = role_texts(roles, role)
-        includes = included_roles(texts)
+        includes = included_roles(texts) | dependencies(roles, role)
         for path, text in texts.items():
             for match in re.finditer(r"(?<![\w./-])_{0,2}[a-z][a-z0-9]*(?:_[a-z0-9]+)+", text):
                 name = match.group(0)
@@ -68,7 +83,7 @@ def foreign_reads(roles: Path) -> list[str]:
                 if other is None or other == role:
                     continue
                 if other in includes and not name.startswith("_"):
-                    continue  # the public interface of a role this role runs
+                    continue  # the public interface of a role this role runs or depends on
                 line = text.count("\n", 0, match.start()) + 1
                 problems.append(f"{path.relative_to(roles)}:{line}: {role} reads {other}'s {name}")
     return problems
@@ -106,15 +121,10 @@ def shared_spec(roles: Path) -> dict[str, dict]:
     return spec["argument_specs"]["main"]["options"]
 
 
-def shared_defaults(roles: Path) -> set[str]:
-    return set(yaml.safe_load((roles / SHARED_ROLE / "defaults" / "main.yml").read_text()) or {})
-
-
 def undeclared_shared(roles: Path) -> list[str]:
-    """Declared: in the shared role's argument spec, or (left out of validation on purpose, said
-    in the spec's description) in its defaults."""
+    """Declared: in the shared role's argument spec (its defaults file is generated from it)."""
     names = role_names(roles)
-    declared = set(shared_spec(roles)) | shared_defaults(roles) | INVENTORY_SETTINGS
+    declared = set(shared_spec(roles)) | INVENTORY_SETTINGS
     problems = []
     for role in names:
         texts = role_texts(roles, role)
