@@ -320,7 +320,7 @@ def measure(
 
 def run_serving(opts: ServingOptions, status: Callable[[str], None]) -> ServingResult:
     from dltk.manifest import load_manifest
-    from dltk.serve import background_server
+    from dltk.serve_server import background_server
 
     opts.check()
     model = load_manifest(opts.manifest).model(opts.model)

@@ -73,7 +73,7 @@ def torch_model_from_onnx(onnx_path: Path) -> Any:
     import torch
     from onnx import numpy_helper
 
-    from dltk.export import build_cnn
+    from dltk.export_mnist import build_cnn
 
     model = build_cnn()
     weights = {

@@ -15,7 +15,7 @@ from functools import cache
 
 import jinja2
 
-from dltk.engines import engine_filename, engine_io_dtype
+from dltk.engines_plan import engine_filename, engine_io_dtype
 from dltk.errors import DltkError
 from dltk.manifest import RUNTIMES, DynamicBatching, ModelSpec, TensorSpec, trt_model_name
 from dltk.manifest_options import OrtTensorrt, PipelineSpec, VersionPolicy

@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 
 from dltk.errors import DltkError
-from dltk.export import OPSET, export_onnx
+from dltk.onnx_export import (
+    OPSET,
+    ExportOptions,
+    ExportResult,
+    export_onnx,
+    npz_bytes,
+    write_atomic,
+)
 
 IMAGE_SIZE = 224
 SAMPLE_COUNT = 8
@@ -157,13 +164,11 @@ def _export(model: Any, path: Path, external_data: bool) -> None:
         )
 
 
-def export_resnet(opts: Any) -> Any:
+def export_resnet(opts: ExportOptions) -> ExportResult:
     """Build, check and write resnet<depth>.onnx (+ .data), samples and metadata."""
     import onnx
     import onnxruntime as ort
     import torch
-
-    from dltk.export import ExportResult, npz_bytes, write_atomic
 
     depth = opts.depth
     name = f"resnet{depth}"

@@ -9,19 +9,25 @@ the model they call. Every expected mistake is a `DltkError` of one line that st
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from dltk.errors import DltkError
 from dltk.manifest_checks import check_pipeline, check_warmup
+from dltk.manifest_model import (
+    ONNX_RUNTIMES,
+    RUNTIMES,
+    BatchRange,
+    Manifest,
+    ModelSpec,
+    Runtime,
+    trt_model_name,
+)
 from dltk.manifest_options import (
     DynamicBatching,
-    OrtTensorrt,
     PipelineSpec,
     TensorrtOptions,
-    VersionPolicy,
-    Warmup,
     parse_dynamic_batching,
     parse_ort_tensorrt,
     parse_pipeline,
@@ -34,30 +40,20 @@ from dltk.manifest_yaml import Context, check_keys, int_field, load_yaml, where
 from dltk.names import name_problem
 from dltk.onnx_graph import TensorSpec, read_onnx_tensors
 
-# Re-exported: the manifest's tensor and batching records.
-__all__ = ["DynamicBatching", "TensorSpec", "read_onnx_tensors"]
+# Re-exported: the manifest's records (manifest_model.py), tensor and batching records.
+__all__ = [
+    "ONNX_RUNTIMES",
+    "RUNTIMES",
+    "BatchRange",
+    "DynamicBatching",
+    "Manifest",
+    "ModelSpec",
+    "Runtime",
+    "TensorSpec",
+    "read_onnx_tensors",
+    "trt_model_name",
+]
 
-
-@dataclass(frozen=True)
-class Runtime:
-    """How Triton serves a model: a platform or a backend, and the version-dir files."""
-
-    name: str
-    template: str
-    platform: str = ""
-    backend: str = ""
-
-
-RUNTIMES: dict[str, Runtime] = {
-    "onnxruntime": Runtime("onnxruntime", "onnxruntime.pbtxt.j2", platform="onnxruntime_onnx"),
-    "python-onnxruntime": Runtime(
-        "python-onnxruntime", "python_onnxruntime.pbtxt.j2", backend="python"
-    ),
-    "tensorrt": Runtime("tensorrt", "tensorrt_plan.pbtxt.j2", platform="tensorrt_plan"),
-}
-# Runtimes that serve the ONNX file itself; one of them is the model's deployment under its
-# own name. `tensorrt` adds engines next to it (`<name>_trt_<precision>`) where they exist.
-ONNX_RUNTIMES = ("onnxruntime", "python-onnxruntime")
 
 MODEL_KEYS = (
     "name",
@@ -77,54 +73,6 @@ MODEL_KEYS = (
 )
 REQUIRED_MODEL_KEYS = ("name", "onnx", "batch", "runtimes")
 BATCH_KEYS = ("min", "opt", "max")
-
-
-def trt_model_name(model: str, precision: str) -> str:
-    """The Triton model name of `model`'s TensorRT engine in `precision`."""
-    return f"{model}_trt_{precision}"
-
-
-@dataclass(frozen=True)
-class BatchRange:
-    """min/opt/max batch size; max -> Triton max_batch_size, 0 = fixed-batch model."""
-
-    min: int
-    opt: int
-    max: int
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    onnx: Path
-    batch: BatchRange
-    runtimes: tuple[str, ...]
-    export: str | None = None
-    samples: Path | None = None
-    dynamic_batching: DynamicBatching | None = None
-    instances: int = 1
-    cpu_threads: int | None = None  # onnxruntime intra-op threads per instance (None: default)
-    inputs: tuple[TensorSpec, ...] = field(default=())
-    outputs: tuple[TensorSpec, ...] = field(default=())
-    precisions: tuple[str, ...] = ("tf32",)
-    tensorrt: TensorrtOptions = field(default_factory=TensorrtOptions)
-    onnxruntime_tensorrt: OrtTensorrt | None = None
-    warmup: Warmup | None = None
-    version_policy: VersionPolicy | None = None
-
-
-@dataclass(frozen=True)
-class Manifest:
-    path: Path
-    models: tuple[ModelSpec, ...]
-    pipelines: tuple[PipelineSpec, ...] = ()
-
-    def model(self, name: str) -> ModelSpec:
-        for model in self.models:
-            if model.name == name:
-                return model
-        known = ", ".join(m.name for m in self.models)
-        raise DltkError(f"{self.path}: no model named {name!r}; the manifest has: {known}")
 
 
 # --- parsing ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from dltk.errors import DltkError
 from dltk.manifest_options import PipelineSpec
 
 if TYPE_CHECKING:
-    from dltk.manifest import ModelSpec
+    from dltk.manifest_model import ModelSpec
 
 
 def check_warmup(model: ModelSpec, prefix: str) -> None:

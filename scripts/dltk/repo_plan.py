@@ -17,7 +17,7 @@ from dltk.config import (
     render_pipeline_config,
     render_tensorrt_config,
 )
-from dltk.engines import check_cc
+from dltk.engines_plan import check_cc
 from dltk.errors import DltkError
 from dltk.manifest import ONNX_RUNTIMES, RUNTIMES, Manifest, ModelSpec, trt_model_name
 from dltk.manifest_options import PipelineSpec

@@ -1,4 +1,5 @@
-"""`dltk validate DIR`: every DIR/*/config.pbtxt against Triton's schema and value rules.
+"""What `dltk validate DIR` checks (the command: validate_cli.py): every DIR/*/config.pbtxt
+against Triton's schema and value rules.
 
 The schema check is Triton's own protobuf (`tritonclient.grpc.model_config_pb2.ModelConfig`
 parsed by `google.protobuf.text_format`): unknown fields, enums and types are reported with
@@ -16,23 +17,21 @@ config's plan file that is neither present nor listed, is a problem.
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf import text_format
-from rich.console import Console
 from tritonclient.grpc import model_config_pb2
 
 from dltk.config import ONNX_TO_TRITON
-from dltk.engines import engine_filename
+from dltk.engines_plan import engine_filename
 from dltk.errors import DltkError
 from dltk.manifest import trt_model_name
 from dltk.onnx_graph import TensorSpec, external_data_files, read_onnx_tensors
 from dltk.pbtxt_locations import FieldPath, field_locations
-from dltk.repo_plan import VERSION, EngineRef, parse_engines
+from dltk.repo_plan import VERSION, EngineRef
 
 __all__ = ["Problem", "check_config", "engine_files", "field_locations", "validate_repo"]
 
@@ -381,7 +380,7 @@ def _check_versions(
     ]
 
 
-def _model_dirs(repo: Path) -> Iterator[Path]:
+def model_dirs(repo: Path) -> Iterator[Path]:
     for entry in sorted(repo.iterdir()):
         if entry.is_dir() and not entry.name.startswith("."):
             yield entry
@@ -399,7 +398,7 @@ def validate_repo(path: Path, engines: Iterable[EngineRef] = ()) -> list[Problem
             f"model repository {repo} is not a directory; render one with `dltk repo render`"
         )
     problems: list[Problem] = []
-    models = list(_model_dirs(repo))
+    models = list(model_dirs(repo))
     if not models:
         return [Problem(repo, "no model directories; render some with `dltk repo render`")]
     on_host = engine_files(engines)
@@ -432,35 +431,3 @@ def _unplaced_engines(
         )
         for name in sorted(set(on_host) - models)
     ]
-
-
-def run(args: argparse.Namespace) -> int:
-    problems = validate_repo(Path(args.repo), parse_engines(args.engines))
-    if problems:
-        errors = Console(stderr=True)
-        for problem in problems:
-            errors.print(str(problem), markup=False, highlight=False, soft_wrap=True)
-        raise DltkError(f"{len(problems)} problem(s) in {args.repo}")
-    count = len(list(_model_dirs(Path(args.repo))))
-    Console().print(
-        f"{args.repo}: {count} model(s) valid", markup=False, highlight=False, soft_wrap=True
-    )
-    return 0
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "validate",
-        help="check every config.pbtxt of a model repository",
-        description="Parse every DIR/*/config.pbtxt with Triton's ModelConfig schema and check "
-        "the value rules Triton applies at load time; print every problem as FILE:LINE:COL: "
-        "message and exit 1 if there is any.",
-    )
-    parser.add_argument("repo", metavar="DIR", help="the model repository directory")
-    parser.add_argument(
-        "--engines",
-        metavar="JSON|@FILE",
-        help="TensorRT engines built on the GPU host (the list given to `dltk repo render "
-        "--engines`): their plan files count as present in <model>_trt_<precision>/1/",
-    )
-    parser.set_defaults(func=run)

@@ -13,7 +13,6 @@ Prints a table of checks, writes a JSON report with --report, exits 1 when any c
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from collections.abc import Callable
@@ -655,10 +654,3 @@ class Verifier:
             finally:
                 self.scrape("after_perf")
         self.add(perf_check(self.perf), t)
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """`dltk verify`'s arguments live in verify_cli.py."""
-    from dltk.verify_cli import add_parser as add_verify_parser
-
-    add_verify_parser(subparsers)

@@ -12,7 +12,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from dltk.serve import BackgroundServer, free_port, is_ready
+from dltk.serve_server import BackgroundServer, free_port, is_ready
 from dltk.triton_client import Triton, probe_bad_input
 from dltk.verify_records import TensorSpec
 

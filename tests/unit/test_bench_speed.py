@@ -23,8 +23,8 @@ from dltk.bench_speed import (
     torch_model_from_onnx,
 )
 from dltk.errors import DltkError
-from dltk.export import ExportResult
 from dltk.gpu_facts import SMI_ARGV
+from dltk.onnx_export import ExportResult
 
 # `nvidia-smi --query-gpu=index,name,pci.bus_id,compute_cap --format=csv,noheader` (TEST DOUBLE
 # output; names and bus ids from docs/gpu-interfaces.md 1c, 1g, 1e).

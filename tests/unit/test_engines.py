@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dltk.cli import main
-from dltk.engines import (
+from dltk.engines_plan import (
     BUILD_ENV,
     cache_key,
     decide_gpus,

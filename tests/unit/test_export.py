@@ -16,10 +16,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from dltk import export
+from dltk import export as export_cli
+from dltk import export_mnist as export
 from dltk.cli import main
 from dltk.errors import DltkError
-from dltk.export import ExportOptions, ExportResult
+from dltk.onnx_export import ExportOptions, ExportResult
 
 
 def test_real_export_reaches_accuracy_and_matches_torch(
@@ -212,7 +213,7 @@ def test_model_all_runs_every_registered_exporter(
 
         return run
 
-    monkeypatch.setattr(export, "EXPORTERS", {"mnist": fake("mnist"), "other": fake("other")})
+    monkeypatch.setattr(export_cli, "EXPORTERS", {"mnist": fake("mnist"), "other": fake("other")})
     assert main(["export", "--model", "all", "--out", str(tmp_path)]) == 0
     assert calls == ["mnist", "other"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dltk.errors import DltkError
-from dltk.export import ExportResult
+from dltk.onnx_export import ExportResult
 from dltk.profile_nsys import (
     NO_NSYS,
     NsysOptions,
