@@ -13,18 +13,18 @@ from dltk.errors import DltkError
 # Every `dltk` sub-command and the module that defines it: add_parser(subparsers) adds the
 # command's parser and sets `func`. Imported when the parser is built (some pull in onnx, torch).
 COMMANDS: dict[str, str] = {
-    "export": "dltk.export",
-    "repo": "dltk.repo",
-    "validate": "dltk.validate_cli",
-    "engines": "dltk.engines",
-    "serve": "dltk.serve",
-    "verify": "dltk.verify_cli",
-    "bench": "dltk.bench",
-    "profile": "dltk.profile",
-    "mirror": "dltk.apt_mirror",
+    "export": "dltk.export.cli",
+    "repo": "dltk.repo.cli",
+    "validate": "dltk.repo.validate_cli",
+    "engines": "dltk.engines.cli",
+    "serve": "dltk.serve.cli",
+    "verify": "dltk.verify.cli",
+    "bench": "dltk.bench.cli",
+    "profile": "dltk.profile.cli",
+    "mirror": "dltk.mirror.apt_mirror",
     "release": "dltk.release",
     "driver": "dltk.driver_policy",
-    "drill": "dltk.drill",
+    "drill": "dltk.drill.cli",
 }
 
 

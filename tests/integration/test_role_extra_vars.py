@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dltk.verify_options import load_options
+from dltk.verify.options import load_options
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("triton_verify", "triton_server")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from dltk.apt_mirror import main
-from dltk.apt_repo import build_spec_repo, throwaway_key
 from dltk.errors import DltkError
+from dltk.mirror.apt_mirror import main
+from dltk.mirror.apt_repo import build_spec_repo, throwaway_key
 
 SPEC = {
     "layout": "flat",

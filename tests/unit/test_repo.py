@@ -11,8 +11,8 @@ import pytest
 
 from dltk.cli import main
 from dltk.errors import DltkError
-from dltk.repo import BLS_MODEL, PYTHON_MODEL, add_model, parse_runtimes, render_repo
-from dltk.repo_plan import EngineRef, parse_engines
+from dltk.repo.cli import BLS_MODEL, PYTHON_MODEL, add_model, parse_runtimes, render_repo
+from dltk.repo.plan import EngineRef, parse_engines
 
 WriteManifest = Callable[[str], Path]
 ALL = ("onnxruntime", "python-onnxruntime")
@@ -361,7 +361,7 @@ def test_add_keeps_full_dims_of_a_fixed_batch_zoo_model(tmp_path: Path) -> None:
 
 
 def test_load_restores_the_serving_version_or_removes_a_new_model(tmp_path: Path) -> None:
-    from dltk.repo_load import restore_model
+    from dltk.repo.load import restore_model
 
     repo, previous = tmp_path / "repo", tmp_path / "previous"
     (repo / "mnist/1").mkdir(parents=True)
@@ -381,7 +381,7 @@ def test_load_restores_the_serving_version_or_removes_a_new_model(tmp_path: Path
 
 
 def test_load_reports_the_first_line_of_the_servers_error() -> None:
-    from dltk.repo_load import _error_text
+    from dltk.repo.load import _error_text
 
     body = (
         '{"error": "load failed for model \'m\': bad op\\n\\nAt:\\n  model.py(57): initialize\\n"}'

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from test_verify import _args
 
-from dltk.bench_converge import write_bulk_onnx
+from dltk.bench.converge import write_bulk_onnx
 from dltk.cli import main
-from dltk.repo_references import reference_files
-from dltk.verify import Verifier
-from dltk.verify_cli import options_from_args
-from dltk.verify_models import Served
+from dltk.repo.references import reference_files
+from dltk.verify.cli import options_from_args
+from dltk.verify.models import Served
+from dltk.verify.verifier import Verifier
 
 
 def _manifest(tmp_path: Path) -> Path:

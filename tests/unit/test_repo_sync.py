@@ -9,9 +9,9 @@ import socket
 
 import pytest
 
-from dltk import repo_sync
 from dltk.errors import DltkError
-from dltk.repo_sync import SyncPlan, parse_models, plan_sync, ready_models, stats_models
+from dltk.repo import sync as repo_sync
+from dltk.repo.sync import SyncPlan, parse_models, plan_sync, ready_models, stats_models
 
 # Shaped like Triton's index after `POST /v2/repository/models/mnist/unload`, with an extra
 # model loaded by hand and a model that failed to load.

@@ -6,9 +6,9 @@ import numpy as np
 
 from dltk.metrics import ModelMetrics
 from dltk.perf import PerfRow
-from dltk.verify import Verifier
-from dltk.verify_perf import metrics_check
-from dltk.verify_records import FAIL, PASS, Inputs, VerifyOptions
+from dltk.verify.perf import metrics_check
+from dltk.verify.records import FAIL, PASS, Inputs, VerifyOptions
+from dltk.verify.verifier import Verifier
 
 
 def accuracy_result(right: int, total: int) -> tuple[str, float]:
