@@ -380,8 +380,27 @@ def test_load_restores_the_serving_version_or_removes_a_new_model(tmp_path: Path
     assert not (repo / "fresh").exists()
 
 
+class _Response:
+    """An HTTP 400 answer with `body`, as tritonclient.http reads a response."""
+
+    status_code = 400
+
+    def __init__(self, body: str) -> None:
+        self.body = body
+
+    def read(self) -> bytes:
+        return self.body.encode()
+
+
 def test_load_reports_the_first_line_of_the_servers_error() -> None:
-    from dltk.repo.load import _error_text
+    from tritonclient.http._utils import (
+        _get_error,  # how tritonclient turns an answer into its error
+    )
+
+    from dltk.repo.load import error_line
+
+    def _error_text(body: str) -> str:
+        return error_line(_get_error(_Response(body)))
 
     body = (
         '{"error": "load failed for model \'m\': bad op\\n\\nAt:\\n  model.py(57): initialize\\n"}'

@@ -2,7 +2,8 @@
 
 For a server in explicit model-control mode. The named models are validated first (the same
 checks as `dltk validate`); when any is invalid nothing is loaded. Then each is loaded with
-POST /v2/repository/models/<name>/load and must be ready afterwards; `--unload` names models
+POST /v2/repository/models/<name>/load (tritonclient.http's load_model) and must be ready
+afterwards; `--unload` names models
 to unload (their directories went away). Triton keeps the previous version of a model serving
 when its new version fails to load, so a broken update costs no request: this command then
 fails with the server's own load error. With `--previous DIR` (where the deployment kept the
@@ -14,22 +15,26 @@ a new model that fails to load is removed.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from tritonclient.http import InferenceServerClient
+from tritonclient.utils import InferenceServerException
 
 from dltk.api_key import http_headers, read_api_key
 from dltk.errors import DltkError
 from dltk.repo.validate import validate_repo
 
 DEFAULT_TIMEOUT_S = 300.0
+READY_TIMEOUT_S = 10.0  # the ready check after a load
+# What tritonclient.http says instead of the server's error when the answer is not Triton's JSON
+# error (then the body is its debug details) or is empty.
+TRITONCLIENT_DECODING_ERROR = "an exception occurred in the client while decoding the response"
+TRITONCLIENT_EMPTY_ANSWER = "client received an empty response from the server."
 
 console = Console()
 
@@ -43,38 +48,62 @@ class LoadResult:
     seconds: float
 
 
-def api_call(
-    url: str, timeout: float, key: str | None = None, method: str = "POST"
-) -> tuple[int, str]:
-    """One call of Triton's HTTP API (POST with an empty JSON body, or GET), the key header when
-    given; (status, body), an HTTP error status included. Unreachable: URLError / OSError."""
-    request = urllib.request.Request(url, data=b"{}" if method == "POST" else None, method=method)
-    if method == "POST":
-        request.add_header("Content-Type", "application/json")
-    for name, value in http_headers(key).items():
-        request.add_header(name, value)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read().decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
+def server_base(url: str) -> str:
+    """`url` with its scheme: how messages name the server."""
+    return url if url.startswith("http") else f"http://{url}"
 
 
-def _error_text(body: str) -> str:
-    """The server's error, first line only (python models append a traceback)."""
-    try:
-        text = str(json.loads(body).get("error", body))
-    except (ValueError, AttributeError):
-        text = body
+def connect(url: str, timeout: float) -> InferenceServerClient:
+    """tritonclient's HTTP client of the server at HOST:PORT (or http[s]://HOST:PORT)."""
+    hostport = url.split("://", 1)[1] if "://" in url else url
+    return InferenceServerClient(
+        hostport.rstrip("/"),
+        connection_timeout=timeout,
+        network_timeout=timeout,
+        ssl=url.startswith("https://"),
+    )
+
+
+def unreachable(url: str, exc: BaseException) -> DltkError:
+    return DltkError(
+        f"cannot reach Triton's repository API at {server_base(url)}: {exc}; is tritonserver "
+        "running with --model-control-mode=explicit?"
+    )
+
+
+def error_line(exc: InferenceServerException) -> str:
+    """The server's error, first line only (python models append a traceback); the body itself
+    when it was not Triton's JSON error."""
+    text = exc.message() or ""
+    if text.startswith(TRITONCLIENT_DECODING_ERROR):
+        text = exc.debug_details() or ""
+    elif text == TRITONCLIENT_EMPTY_ANSWER:
+        text = ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0] if lines else "no error text from the server"
 
 
-def _ready(base: str, model: str, timeout: float) -> bool:
+def _apply(client: InferenceServerClient, action: str, name: str, key: str | None) -> str:
+    """Load or unload `name`: "" when the server did, else its error (one line)."""
+    call = client.load_model if action == "load" else client.unload_model
     try:
-        with urllib.request.urlopen(f"{base}/v2/models/{model}/ready", timeout=timeout) as r:
-            return bool(r.status == 200)
-    except (urllib.error.URLError, OSError):
+        call(name, headers=http_headers(key))
+    except InferenceServerException as exc:
+        if exc.status() == "403":
+            return (
+                f"{error_line(exc)} (HTTP 403: the repository API is restricted; pass the "
+                "deployment's key with --api-key-file)"
+            )
+        return error_line(exc)
+    return ""
+
+
+def _ready(url: str, model: str, key: str | None) -> bool:
+    """Bounded (READY_TIMEOUT_S) model-ready check; False when the server does not answer."""
+    try:
+        with connect(url, READY_TIMEOUT_S) as client:
+            return bool(client.is_model_ready(model, headers=http_headers(key)))
+    except (InferenceServerException, OSError):
         return False
 
 
@@ -97,30 +126,19 @@ def load_models(
     key: str | None = None,
 ) -> list[LoadResult]:
     """Unload then load through the repository API; one result per model, in order."""
-    base = url if url.startswith("http") else f"http://{url}"
     results = []
-    for action, names in (("unload", unload), ("load", models)):
-        for name in names:
-            started = time.monotonic()
-            try:
-                status, body = api_call(
-                    f"{base}/v2/repository/models/{name}/{action}", timeout, key
-                )
-            except (urllib.error.URLError, OSError) as exc:
-                raise DltkError(
-                    f"cannot reach Triton's repository API at {base}: {exc}; is tritonserver "
-                    "running with --model-control-mode=explicit?"
-                ) from None
-            ok = status == 200
-            detail = "" if ok else _error_text(body)
-            if status == 403:
-                detail = (
-                    f"{detail} (HTTP 403: the repository API is restricted; pass the "
-                    "deployment's key with --api-key-file)"
-                )
-            if ok and action == "load" and not _ready(base, name, 10.0):
-                ok, detail = False, "loaded but not ready"
-            results.append(LoadResult(name, action, ok, detail, time.monotonic() - started))
+    try:
+        with connect(url, timeout) as client:
+            for action, names in (("unload", unload), ("load", models)):
+                for name in names:
+                    started = time.monotonic()
+                    detail = _apply(client, action, name, key)
+                    if not detail and action == "load" and not _ready(url, name, key):
+                        detail = "loaded but not ready"
+                    seconds = time.monotonic() - started
+                    results.append(LoadResult(name, action, not detail, detail, seconds))
+    except OSError as exc:
+        raise unreachable(url, exc) from None
     return results
 
 

@@ -26,19 +26,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dltk.api_key import read_api_key
+from tritonclient.utils import InferenceServerException
+
+from dltk.api_key import http_headers, read_api_key
 from dltk.errors import DltkError
 from dltk.repo.load import (
     DEFAULT_TIMEOUT_S,
-    _error_text,
     _print,
-    api_call,
     check_models,
+    connect,
     console,
+    error_line,
     load_models,
+    server_base,
+    unreachable,
 )
 
 READY = "READY"
+INDEX = "POST /v2/repository/index"
+STATS = "GET /v2/models/stats"
 
 
 @dataclass(frozen=True)
@@ -77,48 +83,47 @@ def parse_models(text: str) -> list[str]:
     return list(dict.fromkeys(name for name in names if name))
 
 
-def _base(url: str) -> str:
-    return url if url.startswith("http") else f"http://{url}"
-
-
-def _fetch(url: str, path: str, method: str, timeout: float, key: str | None) -> object:
-    """GET/POST Triton's `path`, its JSON answer; one DltkError line when it cannot be read."""
-    base = _base(url)
-    what = f"{method} {path}"
+def _fetch(url: str, what: str, timeout: float, key: str | None) -> object:
+    """Triton's answer to `what` (POST /v2/repository/index: tritonclient's
+    get_model_repository_index; GET /v2/models/stats: get_inference_statistics), as JSON; one
+    DltkError line when it cannot be read."""
+    base = server_base(url)
     try:
-        status, body = api_call(f"{base}{path}", timeout, key, method)
-    except OSError as exc:  # URLError is an OSError
+        with connect(url, timeout) as client:
+            if what == INDEX:
+                return client.get_model_repository_index(headers=http_headers(key))
+            return client.get_inference_statistics(headers=http_headers(key))
+    except OSError as exc:
+        raise unreachable(url, exc) from None
+    except InferenceServerException as exc:
+        if exc.status() == "403":
+            raise DltkError(
+                f"{base} refused {what} (HTTP 403: the API is restricted; pass the deployment's "
+                "key with --api-key-file)"
+            ) from None
         raise DltkError(
-            f"cannot reach Triton's repository API at {base}: {exc}; is tritonserver running "
-            "with --model-control-mode=explicit?"
+            f"{base} answered HTTP {exc.status()} to {what}: {error_line(exc)}"
         ) from None
-    if status == 403:
-        raise DltkError(
-            f"{base} refused {what} (HTTP 403: the API is restricted; pass the deployment's key "
-            "with --api-key-file)"
-        )
-    if status != 200:
-        raise DltkError(f"{base} answered HTTP {status} to {what}: {_error_text(body)}")
-    try:
-        return json.loads(body)
-    except ValueError:
+    except ValueError:  # tritonclient's json.loads of the body
         raise DltkError(f"{base} answered {what} with something that is not JSON") from None
 
 
 def fetch_index(url: str, timeout: float, key: str | None) -> list[dict]:
     """The server's repository index (POST /v2/repository/index)."""
-    index = _fetch(url, "/v2/repository/index", "POST", timeout, key)
+    index = _fetch(url, INDEX, timeout, key)
     if not isinstance(index, list) or not all(isinstance(e, dict) and "name" in e for e in index):
-        raise DltkError(f"{_base(url)} answered a repository index that is not a list of models")
+        raise DltkError(
+            f"{server_base(url)} answered a repository index that is not a list of models"
+        )
     return index
 
 
 def fetch_loaded(url: str, timeout: float, key: str | None) -> set[str]:
     """Every model the server has loaded: READY in the index, or listed by GET /v2/models/stats
     (which also knows loaded models whose directory is gone)."""
-    stats = _fetch(url, "/v2/models/stats", "GET", timeout, key)
+    stats = _fetch(url, STATS, timeout, key)
     if not isinstance(stats, dict):
-        raise DltkError(f"{_base(url)} answered GET /v2/models/stats with no model_stats object")
+        raise DltkError(f"{server_base(url)} answered {STATS} with no model_stats object")
     return ready_models(fetch_index(url, timeout, key)) | stats_models(stats)
 
 

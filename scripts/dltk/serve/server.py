@@ -16,14 +16,14 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
+from tritonclient.http import InferenceServerClient
+from tritonclient.utils import InferenceServerException
 
 from dltk.errors import DltkError
 from dltk.tritonbin import TritonInstall
@@ -148,11 +148,13 @@ def free_port(address: str = "127.0.0.1") -> int:
 
 
 def is_ready(http_url: str, timeout: float = 2.0) -> bool:
-    """True when GET http://URL/v2/health/ready answers 200."""
+    """True when GET http://URL/v2/health/ready answers 200 (tritonclient's is_server_ready)."""
     try:
-        with urllib.request.urlopen(f"http://{http_url}/v2/health/ready", timeout=timeout) as r:
-            return bool(r.status == 200)
-    except (urllib.error.URLError, OSError):
+        with InferenceServerClient(
+            http_url, connection_timeout=timeout, network_timeout=timeout
+        ) as client:
+            return bool(client.is_server_ready())
+    except (InferenceServerException, OSError):
         return False
 
 
