@@ -1,4 +1,4 @@
-"""`dltk verify`'s options document (scripts/dltk/verify_options.py): one validator for the
+"""`dltk verify`'s options document (scripts/dltk/verify/options.py): one validator for the
 triton_verify role's JSON document and the CLI's flags.
 
 Each bad value gives one line naming the key, the value, the flag and the role variable; the

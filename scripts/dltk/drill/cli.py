@@ -3,8 +3,8 @@
     dltk drill [NAMES] --inventory inventory/drill.yml --host dltk-drill-1 \
         [--setup] [--teardown] [--json FILE] [--markdown docs/reliability.md]
 
-Each drill starts a bounded load client (dltk.drill_load) on the host's published HTTP port,
-injects one real fault (dltk.drill_faults), waits for the host to come back (bounded), stops the
+Each drill starts a bounded load client (dltk.drill.load) on the host's published HTTP port,
+injects one real fault (dltk.drill.faults), waits for the host to come back (bounded), stops the
 client and prints one row: fault, time to recover, requests sent and failed, anything lost.
 `--markdown` writes the table under "## Fault drills" with the command that produced it.
 """

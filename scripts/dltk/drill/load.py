@@ -2,7 +2,7 @@
 
 It talks to the sandbox's published HTTP port (127.0.0.1:<port>) with tritonclient, as a user's
 client would: the inference API is open (no key). Each request's end time and outcome go into a
-log that dltk.drill_report turns into recovery time and failure counts.
+log that dltk.drill.report turns into recovery time and failure counts.
 """
 
 from __future__ import annotations

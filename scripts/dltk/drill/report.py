@@ -1,7 +1,7 @@
 """Fault drills: what a drill measured, its recovery time, and the table in docs/reliability.md.
 
-Pure functions only (the drills themselves are in dltk.drill_faults, the client in
-dltk.drill_load): a drill row is computed from the client's request log and the fault's time.
+Pure functions only (the drills themselves are in dltk.drill.faults, the client in
+dltk.drill.load): a drill row is computed from the client's request log and the fault's time.
 """
 
 from __future__ import annotations

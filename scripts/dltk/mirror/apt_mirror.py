@@ -338,7 +338,7 @@ def _add_actions(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dltk.apt_mirror", description=__doc__.splitlines()[0]
+        prog="python -m dltk.mirror.apt_mirror", description=__doc__.splitlines()[0]
     )
     _add_actions(parser)
     args = parser.parse_args(argv)

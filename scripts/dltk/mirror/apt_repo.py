@@ -1,7 +1,7 @@
 """apt repository formats: Packages stanzas, signed Release files, labeled STAND-IN packages.
 
 Shared by `dltk mirror` (mirror/apt_mirror.py) and the molecule scenarios that stand in for vendor
-repositories not reachable here: `python -m dltk.apt_mirror spec SPEC OUT GNUPGHOME`.
+repositories not reachable here: `python -m dltk.mirror.apt_mirror spec SPEC OUT GNUPGHOME`.
 """
 
 from __future__ import annotations
