@@ -2,27 +2,29 @@
 # `make mutation`: mutmut (pinned in constraints.txt) over the logic modules of the dltk package,
 # killed or not by the unit suite (tests/unit). Prints the score and every surviving mutant.
 #   scripts/mutation.sh                 mutate the modules in MUTATION_MODULES (default below)
-#   MUTATION_MODULES="perf metrics" scripts/mutation.sh
+#   MUTATION_MODULES="perf verify/records" scripts/mutation.sh   (paths under scripts/dltk, no .py)
 #   MUTATION_MIN_SCORE=90               exit 1 when the score is below this (percent)
 #   scripts/mutation.sh --retest        run only the last run's survivors again, with the tests
 #                                       as they are now (after adding tests for survivors)
 # mutmut 3 imports the mutated code from mutants/{.,src,source}; the package lives in scripts/, so
 # the run happens in a staging copy, build/mutation/, laid out as src/dltk + tests/unit.
 # tests/unit/test_export.py is left out: it trains a model (20 s of the suite's 25 s) to test
-# export.py, which is not mutated, and would run again for every mutant of the manifest.
+# export/mnist.py, which is not mutated, and would run again for every mutant of the manifest.
 # tests/unit/test_gpu_requirements.py, test_release.py and test_release_pins.py too: they read images/, roles/
 # and the git tree (not staged); test_role_specs.py tests scripts/role_specs.py over roles/ (not staged)
 # (the first also asks PyPI) to test release.py, which is not mutated either; test_standin_nvidia_ctk.py
 # tests a molecule template (molecule/ is not staged), not the dltk package. Tests of role code and
 # docs (test_apt_pinned_version.py, test_apt_pinned_repo_role.py, test_model_dirs.py,
-# test_verify_state.py, test_reliability_doc.py, test_gpu_facts_module.py) read roles/ or docs/ (not staged) and test no
+# test_verify_state.py, test_reliability_doc.py, test_gpu_facts_module.py, test_daemon_json.py,
+# test_image_record.py, test_docker_daemon_json_module.py, test_ensure_docker.py and the inventory
+# test of test_bench_converge.py) read roles/, scripts/*.sh, inventory/ or docs/ (not staged) and test no
 # dltk module: left out too (they made the staged run stop at collection).
 # mutmut 3 mutates function and method bodies (not module-level constants): the rules held by
 # constants are pinned by named tests instead (docs/testing.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MODULES="${MUTATION_MODULES:-validate manifest manifest_checks manifest_options config perf metrics verify_records verify_perf}"
+MODULES="${MUTATION_MODULES:-repo/validate manifest/load manifest/checks manifest/options repo/config perf metrics verify/records verify/perf}"
 MIN_SCORE="${MUTATION_MIN_SCORE:-90}"
 STAGE=build/mutation
 log() { printf '[mutation] %s\n' "$*"; }
@@ -65,7 +67,7 @@ source_paths = ["src"]
 only_mutate = [${only%, }]
 also_copy = ["model_repo"]
 pytest_add_cli_args_test_selection = ["tests/unit"]
-pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "--ignore=tests/unit/test_export.py", "--ignore=tests/unit/test_gpu_requirements.py", "--ignore=tests/unit/test_release.py", "--ignore=tests/unit/test_release_pins.py", "--ignore=tests/unit/test_role_specs.py", "--ignore=tests/unit/test_standin_nvidia_ctk.py", "--ignore=tests/unit/test_apt_pinned_version.py", "--ignore=tests/unit/test_apt_pinned_repo_role.py", "--ignore=tests/unit/test_model_dirs.py", "--ignore=tests/unit/test_verify_state.py", "--ignore=tests/unit/test_reliability_doc.py", "--ignore=tests/unit/test_gpu_facts_module.py"]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "--ignore=tests/unit/test_export.py", "--ignore=tests/unit/test_gpu_requirements.py", "--ignore=tests/unit/test_release.py", "--ignore=tests/unit/test_release_pins.py", "--ignore=tests/unit/test_role_specs.py", "--ignore=tests/unit/test_role_contracts.py", "--ignore=tests/unit/test_standin_nvidia_ctk.py", "--ignore=tests/unit/test_apt_pinned_version.py", "--ignore=tests/unit/test_apt_pinned_repo_role.py", "--ignore=tests/unit/test_model_dirs.py", "--ignore=tests/unit/test_verify_state.py", "--ignore=tests/unit/test_reliability_doc.py", "--ignore=tests/unit/test_gpu_facts_module.py", "--ignore=tests/unit/test_daemon_json.py", "--ignore=tests/unit/test_image_record.py", "--ignore=tests/unit/test_docker_daemon_json_module.py", "--ignore=tests/unit/test_ensure_docker.py", "--deselect=tests/unit/test_bench_converge.py::test_the_bench_inventory_keeps_its_hosts_apart"]
 
 [tool.pytest.ini_options]
 timeout = 600

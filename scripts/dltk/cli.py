@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from dltk import __version__
 from dltk.errors import DltkError
 
-# Each module registers its sub-command with add_parser(subparsers) and sets `func`.
-COMMAND_MODULES = (
-    "export",
-    "repo",
-    "validate",
-    "engines",
-    "serve",
-    "verify",
-    "bench",
-    "profile",
-    "apt_mirror",
-    "release",
-    "driver_policy",
-    "drill",
-)
+# Every `dltk` sub-command and the module that defines it: add_parser(subparsers) adds the
+# command's parser and sets `func`. Imported when the parser is built (some pull in onnx, torch).
+COMMANDS: dict[str, str] = {
+    "export": "dltk.export.cli",
+    "repo": "dltk.repo.cli",
+    "validate": "dltk.repo.validate_cli",
+    "engines": "dltk.engines.cli",
+    "serve": "dltk.serve.cli",
+    "verify": "dltk.verify.cli",
+    "bench": "dltk.bench.cli",
+    "profile": "dltk.profile.cli",
+    "mirror": "dltk.mirror.apt_mirror",
+    "release": "dltk.release",
+    "driver": "dltk.driver_policy",
+    "drill": "dltk.drill.cli",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,9 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dltk {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        module = __import__(f"dltk.{name}", fromlist=["add_parser"])
-        module.add_parser(subparsers)
+    for module_name in COMMANDS.values():
+        importlib.import_module(module_name).add_parser(subparsers)
     return parser
 
 

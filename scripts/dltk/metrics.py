@@ -1,4 +1,5 @@
-"""Triton's Prometheus metrics: scrape the metrics port, parse (pure), per-model counters.
+"""Triton's Prometheus metrics: scrape the metrics port, parse (prometheus_client), per-model
+counters.
 
 tritonserver exposes per-model counters on its metrics port (`/metrics`, text format 0.0.4):
 request success/failure, inference count (samples) and execution count (batches the model ran),
@@ -9,12 +10,13 @@ queue and compute time per request.
 
 from __future__ import annotations
 
-import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from dltk.errors import DltkError
 
@@ -31,10 +33,6 @@ COUNTERS = {
     "nv_inference_compute_infer_duration_us": "compute_infer_us",
     "nv_inference_compute_output_duration_us": "compute_output_us",
 }
-_SAMPLE = re.compile(
-    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)(?:\s+\d+)?$"
-)
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True)
@@ -45,24 +43,47 @@ class Sample:
 
 
 def parse_prometheus(text: str) -> list[Sample]:
-    """Samples of a Prometheus text exposition (comments and blank lines skipped)."""
-    samples: list[Sample] = []
+    """Samples of a Prometheus text exposition, parsed by prometheus_client.
+
+    prometheus_client names a counter's samples the OpenMetrics way (`<family>_total`); a sample
+    here keeps the name tritonserver exposes, the family's (Triton's counters have no `_total`).
+    """
+    try:
+        families = list(text_string_to_metric_families(text))
+    except ValueError:
+        raise _parse_error(text) from None
+    return [
+        Sample(
+            family.name if family.type == "counter" else sample.name,
+            dict(sample.labels),
+            float(sample.value),
+        )
+        for family in families
+        for sample in family.samples
+        if family.type != "counter" or sample.name == f"{family.name}_total"
+    ]
+
+
+def _parses(line: str) -> bool:
+    try:
+        list(text_string_to_metric_families(line + "\n"))
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_error(text: str) -> DltkError:
+    """The first line prometheus_client refuses, by its 1-based number: a sample whose value is
+    not a number, or a line that is no sample at all."""
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        if not line or line.startswith("#"):
+        if _parses(line):
             continue
-        match = _SAMPLE.match(line)
-        if not match:
-            raise DltkError(f"metrics line {number} is not a Prometheus sample: {line[:80]!r}")
-        try:
-            value = float(match["value"])
-        except ValueError:
-            raise DltkError(
-                f"metrics line {number}: value {match['value']!r} is not a number"
-            ) from None
-        labels = {k: v.replace('\\"', '"') for k, v in _LABEL.findall(match["labels"] or "")}
-        samples.append(Sample(match["name"], labels, value))
-    return samples
+        head, _, value = line.rpartition(" ")
+        if head and _parses(f"{head} 0"):
+            return DltkError(f"metrics line {number}: value {value!r} is not a number")
+        return DltkError(f"metrics line {number} is not a Prometheus sample: {line[:80]!r}")
+    return DltkError("the metrics text is not in the Prometheus text format")
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 from rich.console import Console
 
 from dltk.perf import PerfRow
-from dltk.verify_records import Check
-from dltk.verify_report import checks_table, perf_table
+from dltk.verify.records import Check
+from dltk.verify.report import checks_table, perf_table
 
 
 def report_files(paths: list[str]) -> list[Path]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dltk.serve import BackgroundServer, background_server
+from dltk.serve.server import BackgroundServer, background_server
 
 from .support import MANIFEST, MODEL, MODELS_DIR, READY_TIMEOUT_S, Artifacts, require_ok, run_dltk
 

@@ -12,9 +12,9 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from dltk.serve import BackgroundServer, free_port, is_ready
-from dltk.triton_client import Triton, probe_bad_input
-from dltk.verify_records import TensorSpec
+from dltk.serve.server import BackgroundServer, free_port, is_ready
+from dltk.verify.records import TensorSpec
+from dltk.verify.triton_client import Triton, probe_bad_input
 
 from .support import MODEL, Artifacts, run_dltk
 

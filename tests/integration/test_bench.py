@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dltk.bench_serving import parse_ratio_lines
+from dltk.bench.serving import parse_ratio_lines
 
 from .support import MANIFEST, Artifacts, run_dltk
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from dltk.serve import BackgroundServer, background_server
+from dltk.serve.server import BackgroundServer, background_server
 
 from .support import (
     READY_TIMEOUT_S,

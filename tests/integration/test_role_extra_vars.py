@@ -5,7 +5,7 @@ boolean result": an extra var given as key=value is the string "false". These te
 ansible-playbook on the control node (connection local, no docker, no host touched) with string
 values, through the roles' preflight checks (triton_verify's runs `dltk verify --check-options`
 on its options document) and the verifier's options document, and check what the verifier makes
-of them (the same loader the verifier runs: scripts/dltk/verify_options.py). A static check below
+of them (the same loader the verifier runs: scripts/dltk/verify/options.py). A static check below
 covers the conditionals these runs cannot reach (handlers, docker tasks).
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dltk.verify_options import load_options
+from dltk.verify.options import load_options
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("triton_verify", "triton_server")

@@ -27,7 +27,7 @@ import pytest
 import tritonclient.http as httpclient
 from onnx import helper, numpy_helper
 
-from dltk.serve import BackgroundServer, background_server
+from dltk.serve.server import BackgroundServer, background_server
 
 from .support import READY_TIMEOUT_S, Artifacts, require_ok, run_dltk, run_playbook
 

@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from dltk.serve import BackgroundServer, background_server, is_ready
+from dltk.serve.server import BackgroundServer, background_server, is_ready
 
 from .support import MODEL, Artifacts
 

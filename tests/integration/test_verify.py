@@ -14,8 +14,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from dltk.serve import BackgroundServer, background_server
-from dltk.verify_records import DEFAULT_ATOL
+from dltk.serve.server import BackgroundServer, background_server
+from dltk.verify.records import DEFAULT_ATOL
 from unit.onnx_builders import two_input_model
 
 from .support import MANIFEST, MODEL, READY_TIMEOUT_S, Artifacts, require_ok, run_dltk
@@ -195,7 +195,7 @@ def test_verify_slo_gate_fails_the_run_with_one_line(
 def test_verify_with_an_unreachable_metrics_port_fails_that_check(
     triton: BackgroundServer, tmp_path: Path
 ) -> None:
-    from dltk.serve import free_port
+    from dltk.serve.server import free_port
 
     unreachable = f"127.0.0.1:{free_port()}"
     verified = run_verify(triton, tmp_path / "m.json", "--metrics-url", unreachable, returncode=1)

@@ -11,7 +11,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from dltk.export import ExportOptions, ExportResult, export_mnist
+from dltk.export.mnist import export_mnist
+from dltk.export.onnx_io import ExportOptions, ExportResult
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dltk.manifest import BatchRange, ModelSpec, TensorSpec
+from dltk.manifest.model import BatchRange, ModelSpec
+from dltk.onnx_graph import TensorSpec
 
 # input [B,1,28,28] FP32 -> logits [B,10], batch 1/16/64, served by onnxruntime.
 MNIST = ModelSpec(

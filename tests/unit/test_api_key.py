@@ -24,7 +24,7 @@ from dltk.api_key import (
 )
 from dltk.errors import DltkError
 from dltk.perf import ConcurrencyRange, PerfConfig, build_command, run_perf
-from dltk.repo_load import load_models
+from dltk.repo.load import load_models
 
 KEY = "k3y0123456789abcdef"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from dltk.apt_mirror import main
-from dltk.apt_repo import build_spec_repo, throwaway_key
 from dltk.errors import DltkError
+from dltk.mirror.apt_mirror import main
+from dltk.mirror.apt_repo import build_spec_repo, throwaway_key
 
 SPEC = {
     "layout": "flat",
@@ -68,7 +68,7 @@ def test_agent_runs_while_the_key_is_in_use(tmp_path: Path) -> None:
 
 
 def test_spec_command_leaves_no_gpg_agent(tmp_path: Path) -> None:
-    """`python -m dltk.apt_mirror spec` (what molecule runs) stops the agent it started."""
+    """`python -m dltk.mirror.apt_mirror spec` (what molecule runs) stops the agent it started."""
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(SPEC))
     home = tmp_path / "gnupg"

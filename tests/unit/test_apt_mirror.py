@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dltk.apt_mirror import (
+from dltk.errors import DltkError
+from dltk.mirror.apt_mirror import (
     build_mirror,
     cache_key,
     check_package_names,
@@ -21,8 +22,7 @@ from dltk.apt_mirror import (
     main,
     suites_for,
 )
-from dltk.apt_repo import Suite, build_spec_repo, packages_entry, release_text, throwaway_key
-from dltk.errors import DltkError
+from dltk.mirror.apt_repo import Suite, build_spec_repo, packages_entry, release_text, throwaway_key
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,9 @@
 
 Triton's rule (model_configuration.md, "Maximum Batch Size"): max_batch_size >= 1 means the first
 dimension is the batch and is left out of `dims`; only max_batch_size 0 means the model takes
-full shapes. Survivors of mutation testing (issue 14) turned `max > 0` into `max > 1` (or `>= 0`)
-in config.py, manifest_checks.py and validate.py and no test failed: these pin the boundary.
+full shapes. Survivors of mutation testing (issue 14) turned `max > 0` into `max > 1` (or
+`>= 0`) in repo/config.py, manifest/checks.py and repo/validate.py and no test failed: these pin
+the boundary.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from dltk.config import Target, render_config, render_pipeline_config
-from dltk.manifest import BatchRange, DynamicBatching, ModelSpec, TensorSpec
-from dltk.manifest_options import PipelineSpec
+from dltk.manifest.model import BatchRange, ModelSpec
+from dltk.manifest.options import DynamicBatching, PipelineSpec
+from dltk.onnx_graph import TensorSpec
+from dltk.repo.config import Target, render_config, render_pipeline_config
 
 
 def mnist(batch_max: int) -> ModelSpec:
@@ -88,7 +90,7 @@ def test_a_pipeline_counts_the_channels_of_a_batch_1_model_after_the_batch_dim()
     model's [3, 32, 32] has 3 channels: a mean per channel is accepted."""
     from dataclasses import replace
 
-    from dltk.manifest_checks import check_pipeline
+    from dltk.manifest.checks import check_pipeline
 
     rgb = replace(mnist(1), inputs=(TensorSpec("input", "FLOAT", (3, 32, 32)),))
     assert (

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from dltk.bench_converge import (
+from dltk.bench.converge import (
     Run,
     changed_count,
     cold_and_converged,
@@ -26,7 +26,7 @@ from dltk.bench_converge import (
     write_bulk_onnx,
 )
 from dltk.errors import DltkError
-from dltk.manifest import load_manifest
+from dltk.manifest.load import load_manifest
 
 RECAP = """
 PLAY RECAP *********************************************************************

@@ -1,4 +1,4 @@
-"""bench_serving.py's pure parts: configs, ratios, the two output lines, /proc accounting."""
+"""bench/serving.py's pure parts: configs, ratios, the two output lines, /proc accounting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dltk.bench_serving import (
+from dltk.bench.serving import (
     ServingOptions,
     best_of,
     default_spec,
@@ -20,10 +20,10 @@ from dltk.bench_serving import (
     tuned_spec,
     write_repo,
 )
-from dltk.bench_timing import Timing
+from dltk.bench.timing import Timing
 from dltk.errors import DltkError
-from dltk.manifest import load_manifest
-from dltk.validate import validate_repo
+from dltk.manifest.load import load_manifest
+from dltk.repo.validate import validate_repo
 
 OPTS = ServingOptions(manifest=Path("models.yml"), instances=2, queue_delay_us=500)
 

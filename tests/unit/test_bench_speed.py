@@ -1,4 +1,4 @@
-"""bench_speed.py: GPU detection, backends, tables and CSV (CPU runtimes for real)."""
+"""bench/speed.py: GPU detection, backends, tables and CSV (CPU runtimes for real)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dltk.bench_speed import (
+from dltk.bench.speed import (
     NO_GPU,
     Backend,
     GpuStatus,
@@ -23,7 +23,7 @@ from dltk.bench_speed import (
     torch_model_from_onnx,
 )
 from dltk.errors import DltkError
-from dltk.export import ExportResult
+from dltk.export.onnx_io import ExportResult
 from dltk.gpu_facts import SMI_ARGV
 
 # `nvidia-smi --query-gpu=index,name,pci.bus_id,compute_cap --format=csv,noheader` (TEST DOUBLE

@@ -1,10 +1,10 @@
-"""bench_timing.py: bounded timing loops and batch lists (a fake clock, no real timing)."""
+"""bench/timing.py: bounded timing loops and batch lists (a fake clock, no real timing)."""
 
 from __future__ import annotations
 
 import pytest
 
-from dltk.bench_timing import parse_batches, summarize, time_calls
+from dltk.bench.timing import parse_batches, summarize, time_calls
 from dltk.errors import DltkError
 
 

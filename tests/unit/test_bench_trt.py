@@ -1,4 +1,4 @@
-"""bench_trt.py: trtexec commands and output parsing (TensorRT needs a GPU: test doubles)."""
+"""bench/trt.py: trtexec commands and output parsing (TensorRT needs a GPU: test doubles)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dltk.bench_trt import TrtRun, parse_input_shape, parse_trtexec, run_trt, trtexec_command
+from dltk.bench.trt import TrtRun, parse_input_shape, parse_trtexec, run_trt, trtexec_command
 from dltk.errors import DltkError
 
 # The performance summary as TensorRT 10 trtexec prints it (values invented, format real).

@@ -32,10 +32,11 @@ from fake_pb_utils import (
     load_python_model,
 )
 
-from dltk.config import Target, render_pipeline_config
-from dltk.manifest import BatchRange, DynamicBatching, ModelSpec, TensorSpec
-from dltk.manifest_options import PipelineSpec
-from dltk.repo import BLS_MODEL
+from dltk.manifest.model import BatchRange, ModelSpec
+from dltk.manifest.options import DynamicBatching, PipelineSpec
+from dltk.onnx_graph import TensorSpec
+from dltk.repo.cli import BLS_MODEL
+from dltk.repo.config import Target, render_pipeline_config
 
 
 @dataclass

@@ -13,7 +13,18 @@ from google.protobuf import text_format
 from onnx import helper
 from tritonclient.grpc import model_config_pb2
 
-from dltk.config import (
+from dltk.errors import DltkError
+from dltk.manifest.model import BatchRange, ModelSpec
+from dltk.manifest.options import (
+    DynamicBatching,
+    OrtTensorrt,
+    PipelineSpec,
+    TensorrtOptions,
+    VersionPolicy,
+    Warmup,
+)
+from dltk.onnx_graph import TensorSpec
+from dltk.repo.config import (
     ONNX_TO_TRITON,
     pipeline_targets,
     render_config,
@@ -21,16 +32,7 @@ from dltk.config import (
     render_tensorrt_config,
     triton_dtype,
 )
-from dltk.errors import DltkError
-from dltk.manifest import BatchRange, DynamicBatching, ModelSpec, TensorSpec
-from dltk.manifest_options import (
-    OrtTensorrt,
-    PipelineSpec,
-    TensorrtOptions,
-    VersionPolicy,
-    Warmup,
-)
-from dltk.validate import check_config
+from dltk.repo.validate import check_config
 
 GOLDEN = Path(__file__).parent / "golden"
 # DLTK_UPDATE_GOLDEN=1 rewrites the golden files; review the diff before committing.

@@ -1,6 +1,6 @@
 """config.pbtxt rendering: one test per rule, each named and worded after the rule it pins.
 
-These were survivors of mutation testing (issue 14): changing the rule in config.py made no
+These were survivors of mutation testing (issue 14): changing the rule in repo/config.py made no
 test fail. The rendered text is read back with Triton's own ModelConfig protobuf.
 """
 
@@ -11,9 +11,10 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from dltk.config import render_config, render_tensorrt_config
-from dltk.manifest import BatchRange, ModelSpec, TensorSpec
-from dltk.manifest_options import Warmup
+from dltk.manifest.model import BatchRange, ModelSpec
+from dltk.manifest.options import Warmup
+from dltk.onnx_graph import TensorSpec
+from dltk.repo.config import render_config, render_tensorrt_config
 
 # A text model: `ids` has a variable length (-1), `scale` a fixed shape.
 TEXT = ModelSpec(
@@ -78,7 +79,7 @@ def test_manifest_lookup_of_an_unknown_model_lists_the_known_ones() -> None:
     import pytest
 
     from dltk.errors import DltkError
-    from dltk.manifest import Manifest
+    from dltk.manifest.model import Manifest
 
     manifest = Manifest(Path("m.yml"), (TEXT, TEXT.__class__(**{**TEXT.__dict__, "name": "b"})))
     with pytest.raises(DltkError) as exc:
@@ -91,9 +92,8 @@ def test_pipeline_config_carries_softmax_off_and_batches_only_a_batching_model()
     no dynamic batching even when asked (Triton needs max_batch_size > 0 for it)."""
     import json
 
-    from dltk.config import Target, render_pipeline_config
-    from dltk.manifest import DynamicBatching
-    from dltk.manifest_options import PipelineSpec
+    from dltk.manifest.options import DynamicBatching, PipelineSpec
+    from dltk.repo.config import Target, render_pipeline_config
 
     model = ModelSpec(
         name="mnist",
@@ -120,9 +120,9 @@ def test_pipeline_of_an_undeployed_model_and_tensorrt_via_render_config_are_refu
     function renders engines."""
     import pytest
 
-    from dltk.config import render_pipeline_config
     from dltk.errors import DltkError
-    from dltk.manifest_options import PipelineSpec
+    from dltk.manifest.options import PipelineSpec
+    from dltk.repo.config import render_pipeline_config
 
     with pytest.raises(DltkError) as exc:
         render_pipeline_config(PipelineSpec("d", "ranker"), TEXT, ())
@@ -138,7 +138,7 @@ def test_pipeline_of_an_undeployed_model_and_tensorrt_via_render_config_are_refu
 def test_a_pbtxt_string_reads_back_as_the_same_text() -> None:
     """Rule: any text (backslashes, quotes, newlines) written with pbtxt_string parses back,
     with protobuf's own text format, to exactly that text."""
-    from dltk.config import pbtxt_string
+    from dltk.repo.config import pbtxt_string
 
     for text in ["C:\\models\\mnist", 'say "hi"', "two\nlines", '\\"\n mixed \\n']:
         config = model_config_pb2.ModelConfig()

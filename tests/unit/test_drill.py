@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from dltk.cli import main
-from dltk.drill import SHORT, host_var, select
-from dltk.drill_load import zero_input
-from dltk.drill_manifest import big_variant, broken_variant, corrupt_copy, override, unfit_warmup
-from dltk.drill_report import (
+from dltk.drill.cli import SHORT, host_var, select
+from dltk.drill.load import zero_input
+from dltk.drill.manifest import big_variant, broken_variant, corrupt_copy, override, unfit_warmup
+from dltk.drill.report import (
     DrillRow,
     Request,
     as_json,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dltk.cli import main
-from dltk.engines import (
+from dltk.engines.plan import (
     BUILD_ENV,
     cache_key,
     decide_gpus,
@@ -29,8 +29,10 @@ from dltk.engines import (
     trtexec_name,
 )
 from dltk.errors import DltkError
-from dltk.manifest import BatchRange, ModelSpec, TensorSpec, load_manifest
-from dltk.manifest_options import TensorrtOptions
+from dltk.manifest.load import load_manifest
+from dltk.manifest.model import BatchRange, ModelSpec
+from dltk.manifest.options import TensorrtOptions
+from dltk.onnx_graph import TensorSpec
 
 MNIST = ModelSpec(
     name="mnist",

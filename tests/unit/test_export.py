@@ -16,10 +16,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from dltk import export
 from dltk.cli import main
 from dltk.errors import DltkError
-from dltk.export import ExportOptions, ExportResult
+from dltk.export import cli as export_cli
+from dltk.export import mnist as export
+from dltk.export.onnx_io import ExportOptions, ExportResult
 
 
 def test_real_export_reaches_accuracy_and_matches_torch(
@@ -212,13 +213,13 @@ def test_model_all_runs_every_registered_exporter(
 
         return run
 
-    monkeypatch.setattr(export, "EXPORTERS", {"mnist": fake("mnist"), "other": fake("other")})
+    monkeypatch.setattr(export_cli, "EXPORTERS", {"mnist": fake("mnist"), "other": fake("other")})
     assert main(["export", "--model", "all", "--out", str(tmp_path)]) == 0
     assert calls == ["mnist", "other"]
 
 
 def test_resnet_export_has_a_dynamic_batch_and_external_data(tmp_path: Path) -> None:
-    from dltk.export_resnet import export_resnet
+    from dltk.export.resnet import export_resnet
 
     out = tmp_path / "out"
     result = export_resnet(ExportOptions(out=out, depth=18, external_data=True))
@@ -247,7 +248,7 @@ def test_resnet_export_has_a_dynamic_batch_and_external_data(tmp_path: Path) -> 
 def test_resnet_loads_torchvision_style_weights(tmp_path: Path) -> None:
     import torch
 
-    from dltk.export_resnet import build_resnet, export_resnet, sample_images
+    from dltk.export.resnet import build_resnet, export_resnet, sample_images
 
     torch.manual_seed(5)
     source = build_resnet(18).eval()

@@ -8,20 +8,17 @@ from pathlib import Path
 import pytest
 
 from dltk.errors import DltkError
-from dltk.manifest import (
-    BatchRange,
+from dltk.manifest.load import load_manifest, parse_manifest
+from dltk.manifest.model import BatchRange
+from dltk.manifest.options import (
     DynamicBatching,
-    TensorSpec,
-    load_manifest,
-    parse_manifest,
-)
-from dltk.manifest_options import (
     OrtTensorrt,
     PipelineSpec,
     TensorrtOptions,
     VersionPolicy,
     Warmup,
 )
+from dltk.onnx_graph import TensorSpec
 
 WriteManifest = Callable[[str], Path]
 

@@ -13,9 +13,10 @@ import pytest
 from specs import MNIST
 
 from dltk.errors import DltkError
-from dltk.manifest import BatchRange, ModelSpec, TensorSpec
-from dltk.manifest_checks import check_pipeline
-from dltk.manifest_options import PipelineSpec
+from dltk.manifest.checks import check_pipeline
+from dltk.manifest.model import BatchRange, ModelSpec
+from dltk.manifest.options import PipelineSpec
+from dltk.onnx_graph import TensorSpec
 
 RGB = replace(MNIST, name="rgb", inputs=(TensorSpec("input", "FLOAT", (3, 32, 32)),))
 PIPE = PipelineSpec("digits", "mnist")

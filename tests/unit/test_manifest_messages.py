@@ -1,13 +1,13 @@
 # ruff: noqa: E501 - each expected message is kept whole on one line, as the user sees it
 """Every refusal of models.yml is one whole line: `FILE:LINE:COL: what is wrong and what to do`.
 
-Mutation testing (issue 14) left 100 survivors in manifest.py that changed the wording of a
+Mutation testing (issue 14) left 100 survivors in manifest/load.py that changed the wording of a
 message, dropped it (the error then reads `m.yml:3:5: None`) or moved its position (the key's
 line and column replaced by its mapping's, or by none). The older tests compared the start of a
 message or the part that names the field. Here each case is an input at the edge of one rule
 (the case id says which), and the expected text is the whole message.
 
-The position rule (module docstring of manifest.py and manifest_yaml.py): an error about a key's
+The position rule (module docstring of manifest/load.py and manifest/yaml_io.py): an error about a key's
 value points at that key; an error about a mapping as a whole (a required key missing, min/opt/
 max out of order) points at the mapping's first key; an error with no place in the YAML (a list
 item that is not a mapping, the file itself) has no position. The base model below starts with
@@ -22,16 +22,11 @@ from pathlib import Path
 import pytest
 
 from dltk.errors import DltkError
-from dltk.manifest import (
-    BatchRange,
-    ModelSpec,
-    TensorSpec,
-    load_manifest,
-    parse_manifest,
-    with_tensors,
-)
-from dltk.manifest_options import TensorrtOptions
+from dltk.manifest.load import load_manifest, parse_manifest, with_tensors
+from dltk.manifest.model import BatchRange, ModelSpec
+from dltk.manifest.options import TensorrtOptions
 from dltk.names import RULE
+from dltk.onnx_graph import TensorSpec
 
 # Positions (line:column, 1-based): the model mapping 2:5 (cpu_threads), name 3:5, onnx 4:5,
 # runtimes 5:5, batch 6:5, the batch mapping 7:7 (opt), max 8:7; a line appended is line 9.

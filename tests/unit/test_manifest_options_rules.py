@@ -1,7 +1,7 @@
 # ruff: noqa: E501 - each expected message is kept whole on one line, as the user sees it
 """The manifest's options and pipelines: every refusal is one exact line at its YAML position.
 
-Mutation testing (issue 14) found these rules of manifest_options.py unpinned: a test only
+Mutation testing (issue 14) found these rules of manifest/options.py unpinned: a test only
 checked part of a message, or no test reached the branch. The rule each case pins is its id;
 the expected text is the whole message (after `m.yml`), so a wrong position, a wrong name in
 the message, or a check that no longer fires all fail.
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from dltk.errors import DltkError
-from dltk.manifest import parse_manifest
-from dltk.manifest_options import DynamicBatching, OrtTensorrt, PipelineSpec, VersionPolicy, Warmup
+from dltk.manifest.load import parse_manifest
+from dltk.manifest.options import DynamicBatching, OrtTensorrt, PipelineSpec, VersionPolicy, Warmup
 
 BASE = """\
 models:

@@ -1,7 +1,7 @@
 """model_repo/models.yml: one test per rule, each named and worded after the rule it pins.
 
-These were survivors of mutation testing (issue 14): changing the rule in manifest.py or
-manifest_options.py made no test fail. Each test gives a manifest on each side of the rule.
+These were survivors of mutation testing (issue 14): changing the rule in manifest/load.py or
+manifest/options.py made no test fail. Each test gives a manifest on each side of the rule.
 Parsing only (parse_manifest reads no ONNX file).
 """
 
@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from dltk.errors import DltkError
-from dltk.manifest import BatchRange, parse_manifest
+from dltk.manifest.load import parse_manifest
+from dltk.manifest.model import BatchRange
 
 
 def manifest(batch: str = "{min: 1, opt: 16, max: 64}", **fields: str) -> str:

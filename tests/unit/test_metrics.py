@@ -6,7 +6,7 @@ import pytest
 
 from dltk.errors import DltkError
 from dltk.metrics import ModelMetrics, metric_models, model_metrics, parse_prometheus, scrape
-from dltk.serve import free_port
+from dltk.serve.server import free_port
 
 # Lines as tritonserver 2.51 answers on its metrics port (two versions, failure reasons).
 TEXT = """\

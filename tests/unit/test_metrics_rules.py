@@ -77,7 +77,7 @@ def test_scrape_of_a_wrong_path_names_the_reason(server: tuple[str, list[str]]) 
 
 def test_scrape_of_a_closed_port_gives_the_socket_reason() -> None:
     """Rule: an unreachable port says why (connection refused), not just that it failed."""
-    from dltk.serve import free_port
+    from dltk.serve.server import free_port
 
     port = free_port()
     with pytest.raises(DltkError, match=r"/metrics: \[Errno 111\] Connection refused; is the"):

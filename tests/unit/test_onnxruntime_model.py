@@ -18,7 +18,7 @@ import onnxruntime as ort
 import pytest
 from fake_pb_utils import FakeRequest, FakeTritonModelException, fake_pb_utils, load_python_model
 
-from dltk.repo import PYTHON_MODEL
+from dltk.repo.cli import PYTHON_MODEL
 
 
 def _config(max_batch_size: int, threads: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""profile_torch.py and profile_nsys.py: the torch profiler for real, nsys with test doubles."""
+"""profile/torch_profiler.py and profile/nsys.py: the torch profiler for real, nsys with test
+doubles."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from dltk.errors import DltkError
-from dltk.export import ExportResult
-from dltk.profile_nsys import (
+from dltk.export.onnx_io import ExportResult
+from dltk.profile.nsys import (
     NO_NSYS,
     NsysOptions,
     cannot_trace_reason,
@@ -18,7 +19,7 @@ from dltk.profile_nsys import (
     run_nsys,
     stats_command,
 )
-from dltk.profile_torch import OpTime, TorchProfileOptions, op_rows, profile_model
+from dltk.profile.torch_profiler import OpTime, TorchProfileOptions, op_rows, profile_model
 
 
 def test_torch_profile_writes_a_chrome_trace_and_a_table(

@@ -64,8 +64,8 @@ ALLOWED: dict[str, str] = {
     "tests/integration/test_verify.py": "the CPU tritonserver's reported version",
     "tests/integration/test_role_bad_input.py": "a fixed, valid release for a bad-input case",
     "scripts/dltk/tritonbin.py": "perf_analyzer ships only in the tritonclient 2.51.0 wheel",
-    "scripts/dltk/repo_sync.py": "behaviour seen with Triton 2.51",
-    "scripts/dltk/drill_manifest.py": "a tritonserver 2.51 error message",
+    "scripts/dltk/repo/sync.py": "behaviour seen with Triton 2.51",
+    "scripts/dltk/drill/manifest.py": "a tritonserver 2.51 error message",
     "scripts/install-deps.sh": "why libb64 is needed (tritonclient 2.51's perf_analyzer)",
     "images/dltk/requirements-gpu.txt": "why a pin: the NGC 24.10 images ship Python 3.10",
 }

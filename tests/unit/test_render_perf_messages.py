@@ -1,7 +1,7 @@
 # ruff: noqa: E501 - each expected message is kept whole on one line, as the user sees it
 """The one-line errors of config rendering, perf_analyzer runs and metrics parsing, whole.
 
-Mutation testing (issue 14) left survivors in config.py, perf.py and metrics.py that changed the
+Mutation testing (issue 14) left survivors in repo/config.py, perf.py and metrics.py that changed the
 wording of these messages: the older tests matched a fragment. Each test gives the input at the
 edge of one rule and compares the whole message. perf_analyzer is replaced by TEST DOUBLES of
 subprocess.run (named so below).
@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 from specs import MNIST
 
-from dltk.config import config_context, render_config, triton_dtype
 from dltk.errors import DltkError
-from dltk.manifest import TensorSpec
 from dltk.metrics import parse_prometheus
+from dltk.onnx_graph import TensorSpec
 from dltk.perf import (
     MAX_INTERVAL_MS,
     ConcurrencyRange,
@@ -30,6 +29,7 @@ from dltk.perf import (
     run_sweep,
     timeout_for,
 )
+from dltk.repo.config import config_context, render_config, triton_dtype
 
 TRITON_TYPES = "BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FLOAT16, FLOAT, DOUBLE, STRING, BFLOAT16"
 
@@ -139,7 +139,7 @@ def test_a_metrics_value_that_is_not_a_number_names_its_line() -> None:
 
 def test_a_precision_the_model_lacks_lists_all_its_precisions() -> None:
     """Rule: rendering an engine of a precision the model does not build names all it builds."""
-    from dltk.config import render_tensorrt_config
+    from dltk.repo.config import render_tensorrt_config
 
     both = replace(MNIST, runtimes=("onnxruntime", "tensorrt"), precisions=("tf32", "fp16"))
     assert message(render_tensorrt_config, both, "int8", ("8.6",)) == (

@@ -11,8 +11,8 @@ import pytest
 
 from dltk.cli import main
 from dltk.errors import DltkError
-from dltk.repo import BLS_MODEL, PYTHON_MODEL, add_model, parse_runtimes, render_repo
-from dltk.repo_plan import EngineRef, parse_engines
+from dltk.repo.cli import BLS_MODEL, PYTHON_MODEL, add_model, parse_runtimes, render_repo
+from dltk.repo.plan import EngineRef, parse_engines
 
 WriteManifest = Callable[[str], Path]
 ALL = ("onnxruntime", "python-onnxruntime")
@@ -361,7 +361,7 @@ def test_add_keeps_full_dims_of_a_fixed_batch_zoo_model(tmp_path: Path) -> None:
 
 
 def test_load_restores_the_serving_version_or_removes_a_new_model(tmp_path: Path) -> None:
-    from dltk.repo_load import restore_model
+    from dltk.repo.load import restore_model
 
     repo, previous = tmp_path / "repo", tmp_path / "previous"
     (repo / "mnist/1").mkdir(parents=True)
@@ -380,8 +380,27 @@ def test_load_restores_the_serving_version_or_removes_a_new_model(tmp_path: Path
     assert not (repo / "fresh").exists()
 
 
+class _Response:
+    """An HTTP 400 answer with `body`, as tritonclient.http reads a response."""
+
+    status_code = 400
+
+    def __init__(self, body: str) -> None:
+        self.body = body
+
+    def read(self) -> bytes:
+        return self.body.encode()
+
+
 def test_load_reports_the_first_line_of_the_servers_error() -> None:
-    from dltk.repo_load import _error_text
+    from tritonclient.http._utils import (
+        _get_error,  # how tritonclient turns an answer into its error
+    )
+
+    from dltk.repo.load import error_line
+
+    def _error_text(body: str) -> str:
+        return error_line(_get_error(_Response(body)))
 
     body = (
         '{"error": "load failed for model \'m\': bad op\\n\\nAt:\\n  model.py(57): initialize\\n"}'

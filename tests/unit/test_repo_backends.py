@@ -8,7 +8,7 @@ import pytest
 
 from dltk.cli import main
 from dltk.errors import DltkError
-from dltk.repo_backends import ModelNeeds, model_needs, plan_loading
+from dltk.repo.backends import ModelNeeds, model_needs, plan_loading
 
 PYTHON = 'name: "mnist"\nbackend: "python"\nmax_batch_size: 64\n'
 TRT = 'name: "mnist_trt_fp16"\nplatform: "tensorrt_plan"\nmax_batch_size: 64\n'

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from test_verify import _args
 
-from dltk.bench_converge import write_bulk_onnx
+from dltk.bench.converge import write_bulk_onnx
 from dltk.cli import main
-from dltk.repo_references import reference_files
-from dltk.verify import Verifier
-from dltk.verify_cli import options_from_args
-from dltk.verify_models import Served
+from dltk.repo.references import reference_files
+from dltk.verify.cli import options_from_args
+from dltk.verify.inputs import locate_references
+from dltk.verify.models import Served
+from dltk.verify.verifier import Verifier
 
 
 def _manifest(tmp_path: Path) -> Path:
@@ -72,7 +73,7 @@ def test_the_verifier_takes_the_onnx_file_from_the_models_reference_directory(tm
     (ref / "big").mkdir(parents=True)
     (ref / "big" / "big.onnx").write_bytes(b"x")
     verifier = _verifier(ref, manifest)
-    verifier._reference_files()
+    locate_references(verifier)
     assert verifier.onnx == ref / "big" / "big.onnx"
 
 
@@ -80,5 +81,5 @@ def test_the_verifier_falls_back_to_the_flat_layout(tmp_path):
     ref = tmp_path / "reference"
     ref.mkdir()
     verifier = _verifier(ref, _manifest(tmp_path))
-    verifier._reference_files()
+    locate_references(verifier)
     assert verifier.onnx == ref / "big.onnx"

@@ -1,17 +1,20 @@
 """`dltk repo sync`: the diff between the server's READY models and the wanted list (pure),
 and how the server's answers are read. The server is replaced by a test double of
-repo_load.api_call that answers like Triton 2.51: POST /v2/repository/index (a list of
-{name, version, state, reason}) and GET /v2/models/stats ({"model_stats": [{name, ...}]})."""
+tritonclient.http's client (repo.load.connect) that answers like Triton 2.51 through it:
+POST /v2/repository/index (a list of {name, version, state, reason}) and GET /v2/models/stats
+({"model_stats": [{name, ...}]})."""
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
+from tritonclient.utils import InferenceServerException
 
-from dltk import repo_sync
 from dltk.errors import DltkError
-from dltk.repo_sync import SyncPlan, parse_models, plan_sync, ready_models, stats_models
+from dltk.repo import sync as repo_sync
+from dltk.repo.sync import SyncPlan, parse_models, plan_sync, ready_models, stats_models
 
 # Shaped like Triton's index after `POST /v2/repository/models/mnist/unload`, with an extra
 # model loaded by hand and a model that failed to load.
@@ -64,16 +67,40 @@ def test_stats_models_are_the_loaded_models() -> None:
     assert stats_models({"model_stats": []}) == set()
 
 
-def _server(answers: dict[str, tuple[int, str]]):  # a test double of repo_load.api_call
-    def fake_api_call(
-        url: str, timeout: float, key: str | None = None, method: str = "POST"
-    ) -> tuple[int, str]:
-        for path, answer in answers.items():
-            if url.endswith(path):
-                return answer
-        raise AssertionError(f"unexpected call {method} {url}")
+class _Client:
+    """Test double of tritonclient.http.InferenceServerClient over HTTP answers (status, body),
+    read as tritonclient reads them: not 200 raises InferenceServerException with the JSON
+    body's error and the status; 200 is the body's JSON (json.loads: ValueError otherwise)."""
 
-    return fake_api_call
+    def __init__(self, answers: dict[str, tuple[int, str]]) -> None:
+        self.answers = answers
+
+    def __enter__(self) -> _Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def _answer(self, path: str) -> object:
+        if path not in self.answers:
+            raise AssertionError(f"unexpected call {path}")
+        status, body = self.answers[path]
+        if status != 200:
+            raise InferenceServerException(msg=json.loads(body)["error"], status=str(status))
+        return json.loads(body)
+
+    def get_model_repository_index(self, headers: dict | None = None) -> object:
+        return self._answer("/v2/repository/index")
+
+    def get_inference_statistics(self, headers: dict | None = None) -> object:
+        return self._answer("/v2/models/stats")
+
+
+def _server(answers: dict[str, tuple[int, str]]):  # a test double of repo.load.connect
+    def fake_connect(url: str, timeout: float) -> _Client:
+        return _Client(answers)
+
+    return fake_connect
 
 
 INDEX_AFTER_RM = '[{"name": "mnist", "version": "1", "state": "READY"}]'
@@ -89,7 +116,7 @@ def test_loaded_models_include_those_whose_directory_is_gone(
         "/v2/repository/index": (200, INDEX_AFTER_RM),
         "/v2/models/stats": (200, STATS_AFTER_RM),
     }
-    monkeypatch.setattr(repo_sync, "api_call", _server(answers))
+    monkeypatch.setattr(repo_sync, "connect", _server(answers))
     loaded = repo_sync.fetch_loaded("127.0.0.1:1", 1.0, None)
     assert loaded == {"mnist", "gone"}
     assert plan_sync(loaded, ["mnist"]).unload == ("gone",)
@@ -97,14 +124,14 @@ def test_loaded_models_include_those_whose_directory_is_gone(
 
 def test_fetch_index_reads_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
     answers = {"/v2/repository/index": (200, '[{"name": "a", "state": "READY"}]')}
-    monkeypatch.setattr(repo_sync, "api_call", _server(answers))
+    monkeypatch.setattr(repo_sync, "connect", _server(answers))
     assert repo_sync.fetch_index("127.0.0.1:1", 1.0, None) == [{"name": "a", "state": "READY"}]
 
 
 def test_a_403_says_to_pass_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     body = '{"error":"This API is restricted, expecting header \'dltk-api-key\'"}'
     answers = {"/v2/repository/index": (200, "[]"), "/v2/models/stats": (403, body)}
-    monkeypatch.setattr(repo_sync, "api_call", _server(answers))
+    monkeypatch.setattr(repo_sync, "connect", _server(answers))
     with pytest.raises(DltkError, match="GET /v2/models/stats.*HTTP 403.*--api-key-file"):
         repo_sync.fetch_loaded("127.0.0.1:1", 1.0, None)
 
@@ -120,7 +147,7 @@ def test_a_403_says_to_pass_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_fetch_index_refuses_other_answers(
     monkeypatch: pytest.MonkeyPatch, status: int, body: str, error: str
 ) -> None:
-    monkeypatch.setattr(repo_sync, "api_call", _server({"/v2/repository/index": (status, body)}))
+    monkeypatch.setattr(repo_sync, "connect", _server({"/v2/repository/index": (status, body)}))
     with pytest.raises(DltkError, match=error):
         repo_sync.fetch_index("127.0.0.1:1", 1.0, None)
 

@@ -9,8 +9,8 @@ import pytest
 
 from dltk.cli import main
 from dltk.errors import DltkError
-from dltk.repo_plan import EngineRef
-from dltk.validate import Problem, field_locations, validate_repo
+from dltk.repo.plan import EngineRef
+from dltk.repo.validate import Problem, field_locations, validate_repo
 
 GOOD = """\
 name: "mnist"

@@ -1,12 +1,12 @@
 # ruff: noqa: E501 - each expected problem is kept whole on one line, as `dltk validate` prints it
 """Every problem `dltk validate` reports is one whole line: `FILE:LINE:COL: message`.
 
-Mutation testing (issue 14) left survivors in validate.py that dropped a message, changed its
+Mutation testing (issue 14) left survivors in repo/validate.py that dropped a message, changed its
 wording, placed it at another field, numbered an unnamed tensor wrongly or stopped comparing
 after the first unknown tensor. Each case here is one config.pbtxt at the edge of a rule (the
 case id says which) and the expected value is the whole list of problems, in order.
 
-The position rule (validate.py's `_Checker`): a problem is placed at the field it is about; a
+The position rule (repo/validate.py's `_Checker`): a problem is placed at the field it is about; a
 field not written in the file (a missing data_type) at its nearest written parent (the tensor's
 opening brace); a problem of the whole model or of a file other than config.pbtxt has no
 position. Columns are 1-based, counted on the config lines below.
@@ -21,8 +21,8 @@ import pytest
 
 from dltk.cli import main
 from dltk.errors import DltkError
-from dltk.repo_plan import EngineRef
-from dltk.validate import Problem, _Checker, validate_repo
+from dltk.repo.plan import EngineRef
+from dltk.repo.validate import Problem, _Checker, validate_repo
 
 # A TensorRT config: validate checks its tensors and values but has no ONNX to compare them
 # with, so each case shows one rule alone. Lines 5-7 hold the tensors, 8.. what a case adds.

@@ -1,6 +1,6 @@
 """`dltk validate`: one test per value rule, each named and worded after the rule it pins.
 
-These were survivors of mutation testing (issue 14): changing the rule in validate.py made no
+These were survivors of mutation testing (issue 14): changing the rule in repo/validate.py made no
 test fail. Each test gives a config on each side of the rule's edge.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dltk.validate import validate_repo
+from dltk.repo.validate import validate_repo
 
 # mnist's interface, batched: input [B,1,28,28] -> logits [B,10] (conftest's build_tiny_onnx).
 CONFIG = """\
@@ -231,7 +231,7 @@ def test_every_model_is_checked_even_after_an_unreadable_or_missing_config(
 
 def test_unplaced_engines_list_every_plan_of_the_missing_model(tmp_path: Path) -> None:
     """Rule: engines listed for a model the repository lacks are named, all plans, sorted."""
-    from dltk.repo_plan import EngineRef
+    from dltk.repo.plan import EngineRef
 
     model = tmp_path / "repo" / "m"
     (model / "1").mkdir(parents=True)

@@ -1,4 +1,5 @@
-"""verify.py's pure parts: URL handling, model info, shapes, comparisons, report, CLI options."""
+"""verify/verifier.py's pure parts: URL handling, model info, shapes, comparisons, report, CLI
+options."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import pytest
 from dltk.errors import DltkError
 from dltk.metrics import ModelMetrics
 from dltk.perf import ConcurrencyRange, PerfConfig, PerfResult, PerfRow
-from dltk.verify_cli import options_from_args
-from dltk.verify_data import load_samples
-from dltk.verify_perf import metrics_check, perf_errors, slo_check
-from dltk.verify_records import (
+from dltk.verify.cli import options_from_args
+from dltk.verify.data import load_samples
+from dltk.verify.perf import metrics_check, perf_errors, slo_check
+from dltk.verify.records import (
     DEFAULT_ATOL,
     FAIL,
     PASS,
@@ -40,7 +41,7 @@ from dltk.verify_records import (
     synthetic_inputs,
     wrong_shape,
 )
-from dltk.verify_report import build_report, checks_table, failure_line, write_report
+from dltk.verify.report import build_report, checks_table, failure_line, write_report
 
 # Shapes of what tritonserver 2.51 answered for the rendered MNIST python-onnxruntime model.
 METADATA = {

@@ -1,4 +1,4 @@
-"""verify_models.py: kinds of served models, tolerance per precision, pipelines, inputs;
+"""verify/models.py: kinds of served models, tolerance per precision, pipelines, inputs;
 verify_perf.default_concurrency (perf sweep sized to the GPU count)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from onnx_builders import two_input_model
 
 from dltk.errors import DltkError
 from dltk.perf import MAX_CONCURRENCY, MAX_LEVELS, ConcurrencyRange
-from dltk.verify_data import onnx_signature, onnxruntime_outputs, read_npz
-from dltk.verify_models import (
+from dltk.verify.data import onnx_signature, onnxruntime_outputs, read_npz
+from dltk.verify.models import (
     class_agreement,
     classes_check,
     classify,
@@ -29,8 +29,8 @@ from dltk.verify_models import (
     synthetic_batch,
     tolerance_for,
 )
-from dltk.verify_perf import default_concurrency
-from dltk.verify_records import (
+from dltk.verify.perf import default_concurrency
+from dltk.verify.records import (
     DEFAULT_ATOL,
     DEFAULT_TOLERANCES,
     FAIL,

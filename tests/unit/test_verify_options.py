@@ -1,4 +1,4 @@
-"""`dltk verify`'s options document (scripts/dltk/verify_options.py): one validator for the
+"""`dltk verify`'s options document (scripts/dltk/verify/options.py): one validator for the
 triton_verify role's JSON document and the CLI's flags.
 
 Each bad value gives one line naming the key, the value, the flag and the role variable; the
@@ -19,9 +19,9 @@ import pytest
 from dltk.cli import build_parser, main
 from dltk.errors import DltkError
 from dltk.perf import ConcurrencyRange
-from dltk.verify_cli import options_from_args
-from dltk.verify_options import FIELDS, load_options
-from dltk.verify_records import DEFAULT_TOLERANCES, Slo, Tolerance, VerifyOptions
+from dltk.verify.cli import options_from_args
+from dltk.verify.options import FIELDS, load_options
+from dltk.verify.records import DEFAULT_TOLERANCES, Slo, Tolerance, VerifyOptions
 
 BASE = {"url": "127.0.0.1:8000", "model": "mnist"}
 ROLE = "role variable triton_verify_"

@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-import dltk.verify_perf
+import dltk.verify.perf
 from dltk.metrics import ModelMetrics, Sample
 from dltk.perf import ConcurrencyRange, PerfRow
-from dltk.verify_perf import (
-    default_concurrency,
-    describe,
-    metrics_check,
-    scrape_model,
-    slo_check,
-)
-from dltk.verify_records import FAIL, PASS, SKIP, Check, Slo
+from dltk.verify.perf import default_concurrency, describe, metrics_check, scrape_model, slo_check
+from dltk.verify.records import FAIL, PASS, SKIP, Check, Slo
 
 # --- default_concurrency ------------------------------------------------------------------------
 
@@ -301,7 +295,7 @@ def test_scrape_model_sums_the_models_counters_waiting_at_most_10_s(
             Sample("nv_inference_request_success", {"model": "resnet", "version": "1"}, 9.0),
         ]
 
-    monkeypatch.setattr(dltk.verify_perf, "scrape", scrape_double)
+    monkeypatch.setattr(dltk.verify.perf, "scrape", scrape_double)
     got = scrape_model("127.0.0.1:8002", "mnist", timeout)
     assert got == ModelMetrics("mnist", success=7.0, failure=1.0)
     assert asked == [("127.0.0.1:8002", waited)]

@@ -14,7 +14,7 @@ import pytest
 
 from dltk.errors import DltkError
 from dltk.perf import ConcurrencyRange, PerfConfig, PerfResult, PerfRow
-from dltk.verify_records import (
+from dltk.verify.records import (
     FAIL,
     PASS,
     Check,

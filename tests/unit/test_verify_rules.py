@@ -6,9 +6,10 @@ import numpy as np
 
 from dltk.metrics import ModelMetrics
 from dltk.perf import PerfRow
-from dltk.verify import Verifier
-from dltk.verify_perf import metrics_check
-from dltk.verify_records import FAIL, PASS, Inputs, VerifyOptions
+from dltk.verify.correctness import accuracy_check
+from dltk.verify.perf import metrics_check
+from dltk.verify.records import FAIL, PASS, Inputs, VerifyOptions
+from dltk.verify.verifier import Verifier
 
 
 def accuracy_result(right: int, total: int) -> tuple[str, float]:
@@ -18,7 +19,7 @@ def accuracy_result(right: int, total: int) -> tuple[str, float]:
     classes = labels.copy()
     classes[right:] = (labels[right:] + 1) % 10
     inputs = Inputs(feeds={}, labels=labels, source="test double: labels only")
-    verifier._accuracy_check(inputs, {"http": classes})
+    accuracy_check(verifier, inputs, {"http": classes})
     (check,) = verifier.checks
     return check.result, check.data["min_accuracy"]
 

@@ -1,0 +1,1 @@
+"""`dltk drill`: fault drills on a sandbox host under load (cli.py, the command)."""

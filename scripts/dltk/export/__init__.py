@@ -1,0 +1,1 @@
+"""`dltk export`: build the known models as checked ONNX files (cli.py, the command)."""

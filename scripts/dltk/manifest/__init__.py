@@ -1,0 +1,1 @@
+"""The model manifest (model_repo/models.yml): records (model.py), loading and checks (load.py)."""

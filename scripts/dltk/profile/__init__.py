@@ -1,0 +1,1 @@
+"""`dltk profile`: the PyTorch profiler and Nsight Systems (cli.py, the command)."""

@@ -1,0 +1,1 @@
+"""`dltk serve`: a local CPU tritonserver (server.py) and the command (cli.py)."""
