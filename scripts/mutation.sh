@@ -14,7 +14,7 @@
 # (the first also asks PyPI) to test release.py, which is not mutated either; test_standin_nvidia_ctk.py
 # tests a molecule template (molecule/ is not staged), not the dltk package. Tests of role code and
 # docs (test_apt_pinned_version.py, test_apt_pinned_repo_role.py, test_model_dirs.py,
-# test_verify_state.py, test_reliability_doc.py, test_gpu_facts_module.py) read roles/ or docs/ (not staged) and test no
+# test_verify_state.py, test_reliability_doc.py, test_gpu_facts_module.py) read roles/, plugins/ or docs/ (not staged) and test no
 # dltk module: left out too (they made the staged run stop at collection).
 # mutmut 3 mutates function and method bodies (not module-level constants): the rules held by
 # constants are pinned by named tests instead (docs/testing.md).
