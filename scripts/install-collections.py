@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+# The venv's own ansible-galaxy (this script runs with the venv's python).
+GALAXY = str(Path(sys.executable).parent / "ansible-galaxy")
 TARBALL = re.compile(r"^(?P<ns>[a-z0-9_]+)-(?P<name>[a-z0-9_]+)-(?P<version>[^-]+)\.tar\.gz$")
 
 
@@ -96,7 +98,7 @@ def build_from_wheel(wheel: Path, entry: dict[str, str], out: Path) -> None:
         (src / "FILES.json").unlink(missing_ok=True)
         (src / "galaxy.yml").write_text(yaml.safe_dump(galaxy_yml(manifest), sort_keys=False))
         subprocess.run(
-            ["ansible-galaxy", "collection", "build", str(src), "--output-path", str(out)],
+            [GALAXY, "collection", "build", str(src), "--output-path", str(out)],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -117,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         entries = parse_requirements(args.requirements)
+        if all(installed_version(args.dest, e) == e["version"] for e in entries):
+            print(f"[collections] {len(entries)} pinned collections already in {args.dest}")
+            return 0
         for entry in entries:
             tarball = Path(entry["file"])
             if not tarball.is_file():
@@ -124,13 +129,10 @@ def main(argv: list[str] | None = None) -> int:
                 wheel = bundle_wheel(tarball.parent, args.bundle_version)
                 print(f"[collections] building {tarball.name} from {wheel.name}")
                 build_from_wheel(wheel, entry, tarball.parent)
-        if all(installed_version(args.dest, e) == e["version"] for e in entries):
-            print(f"[collections] {len(entries)} pinned collections already in {args.dest}")
-            return 0
         args.dest.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(args.dest)}
         subprocess.run(
-            ["ansible-galaxy", "collection", "install", "--offline", "--force"]
+            [GALAXY, "collection", "install", "--offline", "--force"]
             + ["-r", str(args.requirements), "-p", str(args.dest)],
             check=True,
             env=env,
