@@ -21,14 +21,23 @@ deps: ## Debian packages this machine needs (installs only what is missing)
 engine: deps ## a docker engine that answers (reused when one runs)
 	@scripts/ensure-docker.sh
 
-venv: $(VENV)/.stamp ## the project's Python venv with pinned dependencies
+venv: $(VENV)/.stamp ## the project's Python venv with pinned dependencies and Ansible collections
 
-$(VENV)/.stamp: pyproject.toml constraints.txt | deps
+# ansible-core comes from constraints.txt; the collections we use (collections/requirements.yml) are
+# built from this release of the `ansible` bundle wheel (PyPI; Galaxy is unreachable) and installed
+# into the venv's site-packages/ansible_collections, which every ansible command of the venv
+# searches (collections_scan_sys_path): ansible-playbook, ansible-lint, molecule, the tests.
+ANSIBLE_BUNDLE := 12.3.0
+
+$(VENV)/.stamp: pyproject.toml constraints.txt collections/requirements.yml scripts/install-collections.py | deps
 	@echo "[venv] creating $(VENV) from $(SYSTEM_PY) with constraints.txt"
 	@test -x $(VENV)/bin/python || $(SYSTEM_PY) -m venv $(VENV)
 	@$(VENV)/bin/pip install -q -c constraints.txt -e '.[export,serve,dev,report]' \
 	  2> >(grep -v "^WARNING: Location '" >&2)
 	@$(VENV)/bin/dltk --version >/dev/null
+	@cd $(CURDIR) && $(VENV)/bin/python scripts/install-collections.py \
+	  --bundle-version $(ANSIBLE_BUNDLE) --dest "$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+	  2> >(grep -v "^WARNING: Location '" >&2)
 	@touch $@
 
 images: engine venv ## base image, wheelhouse, triton-cpu, dltk toolkit and sandbox-host images
@@ -51,7 +60,7 @@ demo-down: ## remove the sandbox host and its containers
 
 lint: venv ## ansible-lint (production), yamllint, ruff, syntax-check
 	yamllint -s .
-	ruff check scripts tests roles molecule
+	ruff check scripts tests roles molecule plugins
 	ruff format --check scripts tests roles molecule
 	ansible-playbook --syntax-check deploy.yml -i inventory/sandbox.yml
 	ansible-lint --profile production

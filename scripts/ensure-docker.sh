@@ -25,10 +25,10 @@ missing_caps_mask() {
 }
 
 # The wrapper (scripts/dltk-runc-capbnd.py, Debian's python3, standard library only) and the
-# daemon.json merge (the docker_engine role's own, run as a script) live in the repository.
+# daemon.json merge (the dltk.deploy collection's module_utils, run as a script) live in the repository.
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WRAPPER_SOURCE="$HERE/dltk-runc-capbnd.py"
-DAEMON_JSON_TOOL="$HERE/../roles/docker_engine/module_utils/daemon_json.py"
+DAEMON_JSON_TOOL="$HERE/../plugins/module_utils/daemon_json.py"
 
 # The wrapper as installed: the repository's file with the real runc filled in.
 wrapper_source() {

@@ -17,7 +17,7 @@
 # docs (test_apt_pinned_version.py, test_apt_pinned_repo_role.py, test_model_dirs.py,
 # test_verify_state.py, test_reliability_doc.py, test_gpu_facts_module.py, test_daemon_json.py,
 # test_image_record.py, test_docker_daemon_json_module.py, test_ensure_docker.py and the inventory
-# test of test_bench_converge.py) read roles/, scripts/*.sh, inventory/ or docs/ (not staged) and test no
+# test of test_bench_converge.py) read roles/, plugins/, scripts/*.sh, inventory/ or docs/ (not staged) and test no
 # dltk module: left out too (they made the staged run stop at collection).
 # mutmut 3 mutates function and method bodies (not module-level constants): the rules held by
 # constants are pinned by named tests instead (docs/testing.md).

@@ -1,7 +1,7 @@
 """The one GPU fact source: what a host's PCI bus and NVIDIA driver say about its GPUs.
 
-Stdlib only, on purpose: the same file is the Ansible module_utils of the nvidia_gpu_facts role
-(roles/nvidia_gpu_facts/module_utils/dltk_gpu_facts.py is a symlink to it), run by the module on
+Stdlib only, on purpose: the same file is the module_utils of the module nvidia_gpu_facts
+(plugins/module_utils/dltk_gpu_facts.py of dltk.deploy is a symlink to it), run by the module on
 the managed host, and imported by dltk (bench speed, profile, engines detect). Every role and
 command that asks "which GPUs does this host have" gets the answer from `gather`.
 

@@ -1,5 +1,5 @@
-"""Loads a Python plugin that lives in a role (library/ module, filter_plugins/) by its path:
-the role carries it, so it is not importable as a package."""
+"""Loads a Python plugin of the dltk.deploy collection (plugins/modules, plugins/filter,
+plugins/module_utils) by its path: it is not importable as a package outside Ansible."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-ROLES = Path(__file__).resolve().parents[2] / "roles"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def load_role_plugin(relpath: str) -> ModuleType:
-    """roles/<relpath> (e.g. "triton_verify/filter_plugins/verify_state.py") as a module."""
-    path = ROLES / relpath
+    """<repo>/<relpath> (e.g. "plugins/filter/verify_state.py") as a module."""
+    path = REPO / relpath
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec and spec.loader, path
     module = importlib.util.module_from_spec(spec)

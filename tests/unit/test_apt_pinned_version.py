@@ -1,6 +1,6 @@
 """Version picking of roles/apt_pinned_repo's module apt_pinned_version (issue 12, item 2).
 
-The module lives in the role's library/ (it travels with the role); it is loaded here by path.
+The module lives in the collection's plugins/modules/; it is loaded here by path.
 Madison texts are the shapes apt-cache prints for Docker's, NVIDIA's flat and Debian's sources.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from role_plugins import load_role_plugin
 
-apv = load_role_plugin("apt_pinned_repo/library/apt_pinned_version.py")
+apv = load_role_plugin("plugins/modules/apt_pinned_version.py")
 MODULE_PATH = Path(apv.__file__)
 
 DOCKER = """\

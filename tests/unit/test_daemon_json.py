@@ -1,4 +1,4 @@
-"""The one daemon.json merge (issue 12, item 3): roles/docker_engine/module_utils/daemon_json.py.
+"""The one daemon.json merge (issue 12, item 3): plugins/module_utils/daemon_json.py.
 
 The role's module docker_daemon_json and scripts/ensure-docker.sh both run this file, so its
 semantics are pinned here: recursive merge, remove_if, defaults, the one error for a file that is
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from role_plugins import load_role_plugin
 
-dj = load_role_plugin("docker_engine/module_utils/daemon_json.py")
+dj = load_role_plugin("plugins/module_utils/daemon_json.py")
 TOOL = Path(dj.__file__)
 SYSTEM_PYTHON = "/usr/bin/python3"
 

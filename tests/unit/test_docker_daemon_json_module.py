@@ -2,11 +2,11 @@
 Ansible runs them (issue 12, item 3).
 
 One real ansible-playbook run on localhost against files under tmp_path (no engine: the restart
-gate is off, so the handler restarts nothing): Ansible bundles the module with its
-`ansible.module_utils.daemon_json` import, checks the arguments against the module's spec, and
-runs check mode, diff, the role's task file (write, deferred restart) and a rerun. (Resolution
-from the role's own library/ and module_utils/ through include_role from another role is what
-molecule/nvidia_container_toolkit runs.)
+gate is off, so the handler restarts nothing): Ansible bundles the module
+dltk.deploy.docker_daemon_json with its module_utils import (plugins/ of the collection, from the
+checkout), checks the arguments against the module's spec, and runs check mode, diff, the role's
+task file (write, deferred restart) and a rerun. (The role called through include_role from
+another role is what molecule/nvidia_container_toolkit runs.)
 """
 
 from __future__ import annotations
@@ -30,35 +30,35 @@ PLAYBOOK = """\
     dir: "{dir}"
   tasks:
     - name: no-settings
-      docker_daemon_json:
+      dltk.deploy.docker_daemon_json:
         path: "{{{{ dir }}}}/args.json"
       ignore_errors: true
     - name: settings-not-a-map
-      docker_daemon_json:
+      dltk.deploy.docker_daemon_json:
         path: "{{{{ dir }}}}/args.json"
         settings: [log-driver, local]
       ignore_errors: true
     - name: unknown-option
-      docker_daemon_json:
+      dltk.deploy.docker_daemon_json:
         path: "{{{{ dir }}}}/args.json"
         settings: {{}}
         restart: true
       ignore_errors: true
     - name: not-an-object
-      docker_daemon_json:
+      dltk.deploy.docker_daemon_json:
         path: "{{{{ dir }}}}/list.json"
         settings: {{a: 1}}
         host: gpu-01
       ignore_errors: true
     - name: check
-      docker_daemon_json:
+      dltk.deploy.docker_daemon_json:
         path: "{{{{ dir }}}}/daemon.json"
         settings: {{runtimes: {{nvidia: {{path: /n, args: []}}}}}}
         remove_if: {{default-runtime: nvidia}}
       check_mode: true
       diff: true
     - name: defaults
-      docker_daemon_json:
+      dltk.deploy.docker_daemon_json:
         settings: {{}}
       check_mode: true
     - name: role-gate-off
@@ -72,7 +72,7 @@ PLAYBOOK = """\
         docker_engine_daemon_json_restart: false
         docker_engine_daemon_json_caller: unit-test
     - name: rerun
-      docker_daemon_json:
+      dltk.deploy.docker_daemon_json:
         path: "{{{{ dir }}}}/daemon.json"
         settings: {{runtimes: {{nvidia: {{path: /n, args: []}}}}}}
         remove_if: {{default-runtime: nvidia}}
@@ -94,9 +94,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[
         **os.environ,
         "ANSIBLE_CONFIG": str(directory / "ansible.cfg"),
         "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-        # The tasks that call the module directly (outside the role) find it here.
-        "ANSIBLE_LIBRARY": str(REPO / "roles/docker_engine/library"),
-        "ANSIBLE_MODULE_UTILS": str(REPO / "roles/docker_engine/module_utils"),
+        # The collection dltk.deploy from the checkout (as ansible.cfg's collections_path).
+        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"),
         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
         "ANSIBLE_LOCALHOST_WARNING": "false",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",

@@ -2,7 +2,7 @@
 
 The runc wrapper is scripts/dltk-runc-capbnd.py (the script fills in the real runc when it
 installs it) and daemon.json goes through the docker_engine role's merge
-(roles/docker_engine/module_utils/daemon_json.py). Here: the script embeds no Python, its two
+(plugins/module_utils/daemon_json.py). Here: the script embeds no Python, its two
 functions that use those files (sourced, not the engine part), and the wrapper's logic. The
 wrapper's capability masks are TEST DOUBLES of /proc/self/status; os.execv is replaced so that
 no runc runs.

@@ -1,6 +1,6 @@
-"""The nvidia_gpu_facts role's Ansible module: it ships dltk/gpu_facts.py itself (symlinked
-module_utils), stdlib only, and returns gather()'s answer as the fact nvidia_gpu_facts. Reads
-roles/ (left out of the mutation run's staging, like the other role tests)."""
+"""The Ansible module dltk.deploy.nvidia_gpu_facts: it ships dltk/gpu_facts.py itself (symlinked
+plugins/module_utils), stdlib only, and returns gather()'s answer as the fact nvidia_gpu_facts.
+Reads plugins/ (left out of the mutation run's staging, like the other role tests)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from test_gpu_facts import H100_BOARD, stand_in_sysfs
 from dltk import gpu_facts
 from dltk.gpu_facts import gather
 
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "nvidia_gpu_facts"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_module_ships_this_very_file_and_it_is_stdlib_only() -> None:
-    shipped = ROLE / "module_utils" / "dltk_gpu_facts.py"
+    shipped = REPO / "plugins" / "module_utils" / "dltk_gpu_facts.py"
     assert shipped.resolve() == Path(gpu_facts.__file__).resolve()
     tree = ast.parse(Path(gpu_facts.__file__).read_text())
     imported = {
@@ -41,8 +41,7 @@ def test_the_ansible_module_returns_the_fact(tmp_path: Path) -> None:
     root = stand_in_sysfs(tmp_path / "pci", H100_BOARD)
     env = dict(
         os.environ,
-        ANSIBLE_LIBRARY=str(ROLE / "library"),
-        ANSIBLE_MODULE_UTILS=str(ROLE / "module_utils"),
+        ANSIBLE_COLLECTIONS_PATH=str(REPO / "collections"),  # dltk.deploy from the checkout
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
         ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"),  # empty: not the project's callbacks
@@ -59,7 +58,7 @@ def test_the_ansible_module_returns_the_fact(tmp_path: Path) -> None:
             "-e",
             f"ansible_python_interpreter={sys.executable}",
             "-m",
-            "nvidia_gpu_facts",
+            "dltk.deploy.nvidia_gpu_facts",
             "-a",
             f"pci_devices_dir={root} driver=false",
         ],

@@ -1,4 +1,4 @@
-"""dltk_image's record of its last build (roles/dltk_image/filter_plugins/image_record.py): a
+"""dltk_image's record of its last build (plugins/filter/image_record.py): a
 converged run skips the build context only when the tag still names the recorded build of these
 inputs; every other case builds (issue 12 item 7). Loaded by path: the filter travels with the role.
 """
@@ -11,7 +11,7 @@ import json
 import pytest
 from role_plugins import load_role_plugin
 
-ir = load_role_plugin("dltk_image/filter_plugins/image_record.py")
+ir = load_role_plugin("plugins/filter/image_record.py")
 
 REF, BASE = "dltk/toolkit:0.1.0", "dltk/debian-base:bookworm"
 INPUTS = {"sources": ["a" * 64, "b" * 64], "variant": "cpu", "release": ""}

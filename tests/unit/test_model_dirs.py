@@ -1,5 +1,5 @@
 """triton_model_repo copies only the model directories whose rendered files differ from the
-host's (roles/triton_model_repo/filter_plugins/model_dirs.py, issue 12 item 7).
+host's (plugins/filter/model_dirs.py, issue 12 item 7).
 
 The filter lives in the role (it travels with it); it is loaded here by path. Listings are
 shaped as ansible.builtin.find returns them (path, checksum, mode).
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from role_plugins import load_role_plugin
 
-md = load_role_plugin("triton_model_repo/filter_plugins/model_dirs.py")
+md = load_role_plugin("plugins/filter/model_dirs.py")
 
 STAGE = "/p/roles/triton_model_repo/../../build/model_repo/h1"
 REPO = "/srv/repo"

@@ -1,4 +1,4 @@
-"""triton_verify's record of the last full verification (roles/triton_verify/filter_plugins):
+"""triton_verify's record of the last full verification (plugins/filter/verify_state.py):
 what makes a re-run verify in full again, and what lets it run the quick check (issue 12 item 7).
 
 The filter lives in the role (it travels with it); it is loaded here by path.
@@ -12,7 +12,7 @@ import json
 import pytest
 from role_plugins import load_role_plugin
 
-vs = load_role_plugin("triton_verify/filter_plugins/verify_state.py")
+vs = load_role_plugin("plugins/filter/verify_state.py")
 
 OPTIONS = {"models": ["mnist"], "perf": True, "concurrency": "auto"}
 SERVER = {"Id": "c1", "Image": "sha256:i1", "State": {"StartedAt": "2026-12-02T04:00:00Z"}}

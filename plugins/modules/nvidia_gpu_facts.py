@@ -3,7 +3,7 @@
 # Apache-2.0
 """Ansible module: the host's NVIDIA GPU facts (PCI bus and driver), one answer for every role.
 
-The logic is module_utils/dltk_gpu_facts.py, which is the dltk package's gpu_facts.py (a
+The logic is plugins/module_utils/dltk_gpu_facts.py, which is the dltk package's gpu_facts.py (a
 symlink: one file, stdlib only, unit-tested in tests/unit/test_gpu_facts.py); `main` is the thin
 Ansible shell around it. Read-only; runs in check mode too.
 """
@@ -34,7 +34,7 @@ author: DLTK Deploy
 
 EXAMPLES = r"""
 - name: Read the GPU facts
-  nvidia_gpu_facts:
+  dltk.deploy.nvidia_gpu_facts:
     pci_devices_dir: /sys/bus/pci/devices
 """
 
@@ -48,7 +48,7 @@ ansible_facts:
 
 def main() -> None:
     from ansible.module_utils.basic import AnsibleModule
-    from ansible.module_utils.dltk_gpu_facts import gather
+    from ansible_collections.dltk.deploy.plugins.module_utils.dltk_gpu_facts import gather
 
     module = AnsibleModule(
         argument_spec={

@@ -59,7 +59,7 @@ author: DLTK Deploy
 
 EXAMPLES = r"""
 - name: Pick the docker-ce version of 5:28.5.1
-  apt_pinned_version:
+  dltk.deploy.apt_pinned_version:
     package: docker-ce
     version: "5:28.5.1"
     match: upstream

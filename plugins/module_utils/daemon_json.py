@@ -4,8 +4,8 @@
 """The one merge of the docker engine's daemon.json (standard library only).
 
 Two users, one copy of the logic:
-- the Ansible module roles/docker_engine/library/docker_daemon_json.py imports it as
-  `ansible.module_utils.daemon_json` (the role's module_utils/ travels with the role);
+- the Ansible module plugins/modules/docker_daemon_json.py imports it as
+  `ansible_collections.dltk.deploy.plugins.module_utils.daemon_json` (it ships in the collection);
 - scripts/ensure-docker.sh runs it with Debian's python3 before any venv exists:
   `python3 daemon_json.py merge FILE SETTINGS [--defaults JSON] [--remove-if JSON]`
   prints `changed` or `unchanged` (stdout; `changed (backup: PATH)` when it kept one);

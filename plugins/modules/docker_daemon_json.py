@@ -3,15 +3,18 @@
 # Apache-2.0
 """Ansible module: merge keys into the docker engine's daemon.json, write only on a difference.
 
-The merge itself is module_utils/daemon_json.py of this role (standard library only), which
-scripts/ensure-docker.sh also runs as a script: one copy of the logic. This file is the thin
-Ansible shell around it (arguments, check mode, diff, the error as fail_json).
+The merge itself is plugins/module_utils/daemon_json.py of this collection (standard library
+only), which scripts/ensure-docker.sh also runs as a script: one copy of the logic. This file
+is the thin Ansible shell around it (arguments, check mode, diff, the error as fail_json).
 """
 
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.daemon_json import DaemonJsonError, update
+from ansible_collections.dltk.deploy.plugins.module_utils.daemon_json import (
+    DaemonJsonError,
+    update,
+)
 
 DOCUMENTATION = r"""
 module: docker_daemon_json
@@ -49,7 +52,7 @@ author: DLTK Deploy
 
 EXAMPLES = r"""
 - name: Register the nvidia runtime
-  docker_daemon_json:
+  dltk.deploy.docker_daemon_json:
     settings: {runtimes: {nvidia: {path: nvidia-container-runtime, args: []}}}
     remove_if: {default-runtime: nvidia}
     host: "{{ inventory_hostname }}"

@@ -1,0 +1,1 @@
+../../scripts/dltk/gpu_facts.py

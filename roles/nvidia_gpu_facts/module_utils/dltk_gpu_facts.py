@@ -1,1 +1,0 @@
-../../../scripts/dltk/gpu_facts.py
