@@ -61,7 +61,7 @@ demo-down: ## remove the sandbox host and its containers
 lint: venv ## ansible-lint (production), yamllint, ruff, syntax-check
 	yamllint -s .
 	ruff check scripts tests roles molecule plugins
-	ruff format --check scripts tests roles molecule
+	ruff format --check scripts tests roles molecule plugins
 	ansible-playbook --syntax-check deploy.yml -i inventory/sandbox.yml
 	ansible-lint --profile production
 
