@@ -12,13 +12,11 @@ another role is what molecule/nvidia_container_toolkit runs.)
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from local_ansible import run_on_localhost
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -90,32 +88,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[
     playbook = directory / "play.yml"
     playbook.write_text(PLAYBOOK.format(dir=directory))
     (directory / "ansible.cfg").write_text("[defaults]\n")
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(directory / "ansible.cfg"),
-        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-        # The collection dltk.deploy from the checkout (as ansible.cfg's collections_path).
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
-    ansible_playbook = Path(sys.executable).parent / "ansible-playbook"
-    out = subprocess.run(
-        [
-            str(ansible_playbook),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(playbook),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
+    out = run_on_localhost(
+        "ansible-playbook",
+        str(playbook),
+        env={
+            "ANSIBLE_CONFIG": str(directory / "ansible.cfg"),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+        },
         cwd=directory,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import ast
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
+from local_ansible import run_on_localhost
 from test_gpu_facts import H100_BOARD, stand_in_sysfs
 
 from dltk import gpu_facts
@@ -39,33 +38,19 @@ def test_the_module_ships_this_very_file_and_it_is_stdlib_only() -> None:
 def test_the_ansible_module_returns_the_fact(tmp_path: Path) -> None:
     """The module as Ansible ships it (AnsiballZ with the symlinked module_utils), run locally."""
     root = stand_in_sysfs(tmp_path / "pci", H100_BOARD)
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=str(REPO / "collections"),  # dltk.deploy from the checkout
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-        ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"),  # empty: not the project's callbacks
-    )
     (tmp_path / "ansible.cfg").write_text("[defaults]\n")
-    out = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible"),
-            "localhost",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            "-m",
-            "dltk.deploy.nvidia_gpu_facts",
-            "-a",
-            f"pci_devices_dir={root} driver=false",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    out = run_on_localhost(
+        "ansible",
+        "localhost",
+        "-m",
+        "dltk.deploy.nvidia_gpu_facts",
+        "-a",
+        f"pci_devices_dir={root} driver=false",
+        env={
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+            "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"),  # empty: not the project's callbacks
+        },
     )
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads(out.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]

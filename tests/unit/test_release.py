@@ -10,8 +10,6 @@ come from scripts/dltk/release.py (`dltk release`).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from local_ansible import run_on_localhost
 
 from dltk.cli import main
 from dltk.errors import DltkError
@@ -32,36 +31,20 @@ BIN = Path(sys.executable).parent
 
 def render(tmp_path: Path, manifest: Path, *extra: str, release_file: Path = RELEASE_FILE):
     out = tmp_path / f"rendered-{len(list(tmp_path.glob('rendered-*')))}.json"
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
-    run = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            str(PLAY),
-            # Only localhost: the project inventory's group_vars would define the release.
-            "-i",
-            "localhost,",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            "-e",
-            f"release_file={release_file}",
-            "-e",
-            f"manifest={manifest}",
-            "-e",
-            f"out={out}",
-            "-e",
-            "dltk_image_variant=gpu",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    run = run_on_localhost(
+        "ansible-playbook",
+        str(PLAY),
+        # Only localhost: the project inventory's group_vars would define the release.
+        "-e",
+        f"release_file={release_file}",
+        "-e",
+        f"manifest={manifest}",
+        "-e",
+        f"out={out}",
+        "-e",
+        "dltk_image_variant=gpu",
+        *extra,
+        env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
         timeout=300,
         cwd=ROOT,
     )
@@ -163,31 +146,8 @@ def test_a_role_gets_the_release_without_the_project_inventory(tmp_path: Path) -
             """
         )
     )
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
-    env.pop("ANSIBLE_CONFIG", None)
-    run = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            str(play),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        cwd=tmp_path,
+    run = run_on_localhost(
+        "ansible-playbook", str(play), env={"ANSIBLE_CONFIG": None}, cwd=tmp_path
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     ngc = yaml.safe_load(RELEASE_FILE.read_text())["dltk_ngc_release"]
