@@ -203,15 +203,6 @@ def test_python_and_the_inventory_read_the_release_file_itself() -> None:
 def test_roles_that_use_the_release_depend_on_the_role_holding_it(role: str) -> None:
     """So they get it without the project's inventory (roles travel as a collection): directly
     or through the shared namespace role `dltk`, which depends on dltk_ngc."""
-    import yaml
+    from test_role_contracts import dependencies
 
-    def deps(name: str) -> set[str]:
-        meta = yaml.safe_load((ROOT / "roles" / name / "meta" / "main.yml").read_text())
-        return {d["role"] if isinstance(d, dict) else d for d in meta.get("dependencies") or []}
-
-    found, todo = set(), [role]
-    while todo:
-        for dep in deps(todo.pop()) - found:
-            found.add(dep)
-            todo.append(dep)
-    assert "dltk_ngc" in found
+    assert "dltk_ngc" in dependencies(ROOT / "roles", role)

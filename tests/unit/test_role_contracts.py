@@ -47,17 +47,20 @@ def included_roles(texts: dict[Path, str]) -> set[str]:
     return found
 
 
+def direct_dependencies(roles: Path, role: str) -> set[str]:
+    """The roles ROLE's meta/main.yml lists as dependencies."""
+    meta = yaml.safe_load((roles / role / "meta" / "main.yml").read_text()) or {}
+    return {d["role"] if isinstance(d, dict) else d for d in meta.get("dependencies") or []}
+
+
 def dependencies(roles: Path, role: str) -> set[str]:
     """The roles ROLE depends on (meta/main.yml), directly or through another dependency."""
     found: set[str] = set()
     todo = [role]
     while todo:
-        meta = yaml.safe_load((roles / todo.pop() / "meta" / "main.yml").read_text()) or {}
-        for dep in meta.get("dependencies") or []:
-            name = dep["role"] if isinstance(dep, dict) else dep
-            if name not in found:
-                found.add(name)
-                todo.append(name)
+        for name in direct_dependencies(roles, todo.pop()) - found:
+            found.add(name)
+            todo.append(name)
     return found
 
 
@@ -136,11 +139,7 @@ def undeclared_shared(roles: Path) -> list[str]:
         }
         for name in sorted(used - declared):
             problems.append(f"{role} reads {name}, which dltk's argument spec does not declare")
-        deps = (
-            yaml.safe_load((roles / role / "meta" / "main.yml").read_text()).get("dependencies")
-            or []
-        )
-        dep_names = {d["role"] if isinstance(d, dict) else d for d in deps}
+        dep_names = direct_dependencies(roles, role)
         if role != SHARED_ROLE and used - INVENTORY_SETTINGS and SHARED_ROLE not in dep_names:
             read = sorted(used - INVENTORY_SETTINGS)
             problems.append(f"{role} reads {read} without depending on {SHARED_ROLE}")
