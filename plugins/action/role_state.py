@@ -155,7 +155,12 @@ class ActionModule(ActionBase):
         state = args.get("state", "check")
         if state not in ("check", "record"):
             raise AnsibleActionFail(f"state must be check or record, not {state!r}")
-        role = self._task._role.get_name(include_role_fqcn=False) if self._task._role else ""
+        # A role included by its path is named by the path: its directory's name is the role's.
+        role = (
+            os.path.basename(self._task._role.get_name(include_role_fqcn=False))
+            if self._task._role
+            else ""
+        )
         if not role:
             raise AnsibleActionFail("dltk.deploy.role_state runs inside a role")
         if state == "record" and limited(task_vars):

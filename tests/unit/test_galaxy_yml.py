@@ -31,7 +31,8 @@ def test_roles_plugins_and_what_the_roles_read_are_in_the_collection() -> None:
         "roles/triton_server/tasks/main.yml",
         "plugins/modules/nvidia_gpu_facts.py",
         "plugins/module_utils/daemon_json.py",
-        "plugins/filter/verify_state.py",
+        "plugins/action/role_state.py",
+        "plugins/modules/role_state.py",
         "meta/runtime.yml",
         "scripts/dltk/gpu_facts.py",  # plugins/module_utils/dltk_gpu_facts.py points at it
         "images/dltk/Dockerfile",

@@ -78,9 +78,9 @@ def test_a_recreated_restarted_stopped_or_missing_container_observes_differently
 
 def test_images_and_networks_observe_by_id() -> None:
     engine = FakeEngine(
-        {"/images/dltk%2Ftoolkit%3A0.1.0/json": {"Id": "sha256:a"}, "/networks/dltk": {"Id": "n1"}}
+        {"/images/dltk%2Ftoolkit%3Atest/json": {"Id": "sha256:a"}, "/networks/dltk": {"Id": "n1"}}
     )
-    assert rs.observe_image("dltk/toolkit:0.1.0", engine) == "sha256:a"
+    assert rs.observe_image("dltk/toolkit:test", engine) == "sha256:a"
     assert rs.observe_image("other:1", engine) == rs.ABSENT
     assert rs.observe_network("dltk", engine) == "n1"
 
