@@ -73,6 +73,10 @@ outputs:
   description: The recorded outputs (state=check and converged), else {}.
   returned: always
   type: dict
+observed:
+  description: What the check observed on the host, {kind: {name: observation}}.
+  returned: state=check
+  type: dict
 """
 
 
@@ -108,6 +112,7 @@ def main() -> None:
             converged=converged,
             why=why,
             outputs=(old or {}).get("outputs", {}) if converged else {},
+            observed=seen,
         )
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     new = {"inputs": p["inputs"], "observed": seen, "outputs": p["outputs"], "at": now}

@@ -104,7 +104,9 @@ def test_the_tarball_is_the_collection_without_the_checkout(
         "module_utils/daemon_json.py",
         "filter/image_record.py",
         "filter/model_dirs.py",
-        "filter/verify_state.py",
+        "modules/role_state.py",
+        "module_utils/dltk_role_state.py",
+        "action/role_state.py",
     ]
     for plugin in plugins:
         assert f"plugins/{plugin}" in members, plugin

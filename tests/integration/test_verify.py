@@ -164,6 +164,11 @@ def test_verify_takes_the_roles_options_document(
     assert quick.returncode == 0, quick.stdout + quick.stderr
     names = [c["name"] for c in json.loads((tmp_path / "quick.json").read_text())["checks"]]
     assert "perf_analyzer" not in names and "http inference" in names
+    # The quick check does not load the reference ONNX (as big as the model): the full one compared.
+    quick_report = json.loads((tmp_path / "quick.json").read_text())
+    quick_checks = {c["name"]: c for c in quick_report["checks"]}
+    assert quick_checks["outputs vs onnxruntime"]["result"] == "SKIP"
+    assert checks["outputs vs onnxruntime"]["result"] == "PASS"
 
 
 def test_verify_slo_gate_fails_the_run_with_one_line(

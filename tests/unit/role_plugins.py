@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def load_role_plugin(relpath: str) -> ModuleType:
-    """<repo>/<relpath> (e.g. "plugins/filter/verify_state.py") as a module."""
+    """<repo>/<relpath> (e.g. "plugins/filter/model_dirs.py") as a module."""
     path = REPO / relpath
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec and spec.loader, path

@@ -315,6 +315,7 @@ def _options(values: dict[str, Any], document: Mapping[str, Any]) -> VerifyOptio
         model=values.get("model", ""),
         **kwargs,
         # quick: the checks without the perf sweep and its SLO gates (the role's re-run).
+        quick=bool(quick),
         perf=perf and not quick,
         slo=Slo() if quick else slo,
         concurrency=default_concurrency(gpus) if rng == AUTO else rng,

@@ -213,6 +213,9 @@ class VerifyOptions:
     reference_dir: Path | None = None
     manifest: Path | None = None
     synthetic_batch: int | None = None  # rows of generated inputs (None: manifest opt or 8)
+    # The quick check (triton_verify's re-run with nothing changed): readiness and answers only,
+    # no comparison with onnxruntime (the full verification did it) and no perf sweep.
+    quick: bool = False
     gpus: int = 0
     # The deployment host named in the report (Ansible's inventory_hostname); None: this machine.
     host: str | None = None
