@@ -85,10 +85,13 @@ def manifest_paths(manifest: str) -> list[str]:
     return [manifest, *sorted(dirs)]
 
 
-def limited(task_vars: Mapping[str, Any]) -> bool:
-    """Whether --tags or --skip-tags limit this run (a role not run whole is not recorded)."""
-    run_tags = set(task_vars.get("ansible_run_tags") or ["all"])
-    return run_tags != {"all"} or bool(task_vars.get("ansible_skip_tags"))
+def limited(task_vars: Mapping[str, Any], role: str) -> list[str]:
+    """The --tags / --skip-tags that limit this role's run: its own tags (<role>_*) and `always`.
+    A role that did not run whole is not recorded; other tags (molecule's --skip-tags notest, a
+    play's tags) leave it whole."""
+    given = [t for t in task_vars.get("ansible_run_tags") or [] if t != "all"]
+    given += list(task_vars.get("ansible_skip_tags") or [])
+    return [t for t in given if t.startswith(f"{role}_") or t == "always"]
 
 
 def inputs_digest(
@@ -163,17 +166,22 @@ class ActionModule(ActionBase):
         )
         if not role:
             raise AnsibleActionFail("dltk.deploy.role_state runs inside a role")
-        if state == "record" and limited(task_vars):
-            why = "not recorded: --tags or --skip-tags limited this run"
-            result.update(changed=False, why=why, outputs={}, msg=f"{role}: {why}")
-            return result
+        if state == "record":
+            why = ""
+            if limited(task_vars, role):
+                why = f"not recorded: {', '.join(limited(task_vars, role))} limited this run"
+            elif not args.get("inputs"):
+                why = "not recorded: the role's check did not run"
+            if why:
+                result.update(
+                    changed=False, recorded=False, why=why, outputs={}, msg=f"{role}: {why}"
+                )
+                return result
         state_dir = self._template(task_vars.get("dltk_state_dir", "/var/lib/dltk"))
         record = args.get("record") or os.path.join(str(state_dir), "roles", f"{role}.json")
         # The record keeps the digest the check took before the role ran: the role's own outputs
         # (dltk_models_loaded, ...) and facts it sets are variables too, and differ afterwards.
         if state == "record":
-            if not args.get("inputs"):
-                raise AnsibleActionFail("state=record needs inputs: the digest the check returned")
             digest = str(args["inputs"])
         else:
             digest = self._digest(task_vars, args, role)

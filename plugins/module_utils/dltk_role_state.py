@@ -54,15 +54,17 @@ def observe_file(path: str) -> str:
 
 
 def observe_tree(path: str) -> str:
-    """sha256 of a directory's listing (relative path, type, size, mtime, mode; link targets) or
-    'absent'. Contents are not read: a 1 GB model costs what a 1 MB one does (as rsync's quick
-    check, a rewrite keeping size and mtime is not seen)."""
+    """sha256 of a directory's listing (relative path, type, size, mtime, mode; link targets;
+    __pycache__ left out) or 'absent'. Contents are not read: a 1 GB model costs what a 1 MB
+    one does (as rsync's quick check, a rewrite keeping size and mtime is not seen)."""
     if not os.path.isdir(path):
         return ABSENT
     entries = []
     for top, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(dirs + files):
+        # Bytecode caches appear at run time (Triton's python backend imports model.py from the
+        # repository): not something a role put there.
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(dirs + [f for f in files if not f.endswith(".pyc")]):
             full = os.path.join(top, name)
             info = os.lstat(full)
             rel = os.path.relpath(full, path)

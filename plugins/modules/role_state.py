@@ -18,7 +18,7 @@ description:
     the host as O(observe) says; returns C(converged=true) (and the recorded C(outputs)) when the
     inputs digest and every observation are the recorded ones. Read-only; runs in check mode.
   - With O(state=record), observes the host and writes the record (only when it differs; not in
-    check mode).
+    check mode). Never reports a change: the record is the roles' bookkeeping, not the host's state.
   - Use through the action plugin of the same name, which computes O(inputs) on the control node
     from the role's variables, the collection's code and O(paths).
 options:
@@ -69,6 +69,10 @@ why:
   description: Why the role runs in full, or since when nothing changed.
   returned: always
   type: str
+recorded:
+  description: Whether the record was written (state=record).
+  returned: state=record
+  type: bool
 outputs:
   description: The recorded outputs (state=check and converged), else {}.
   returned: always
@@ -116,8 +120,10 @@ def main() -> None:
         )
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     new = {"inputs": p["inputs"], "observed": seen, "outputs": p["outputs"], "at": now}
+    # The record is the roles' own bookkeeping, like a fact cache: writing it is not a change of
+    # the host (a converged host stays changed=0 whether or not the record was current).
     if rs.same_record(old, new):
-        module.exit_json(changed=False, converged=True, why="record unchanged", outputs={})
+        module.exit_json(changed=False, recorded=False, why="the record was current", outputs={})
     if not module.check_mode:
         try:
             os.makedirs(os.path.dirname(p["record"]), mode=0o755, exist_ok=True)
@@ -127,7 +133,7 @@ def main() -> None:
             os.replace(tmp, p["record"])
         except OSError as exc:
             module.fail_json(msg=f"cannot write the role's record {p['record']}: {exc}")
-    module.exit_json(changed=True, converged=False, why="recorded", outputs={})
+    module.exit_json(changed=False, recorded=not module.check_mode, why="recorded", outputs={})
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ def run_playbook(
         "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
         f"      ansible_python_interpreter: {sys.executable}\n"
     )
+    # The roles' records (docs/fast-path.md) stay in BASE: no test sees another's.
+    variables = {"dltk_state_dir": str(base / "dltk-state"), **variables}
     (base / "vars.json").write_text(json.dumps(variables))
     (base / "deploy.yml").write_text(playbook)
     env = {

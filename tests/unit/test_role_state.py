@@ -112,6 +112,15 @@ def test_a_tree_listing_sees_added_removed_resized_and_touched_files(tmp_path: P
     assert rs.observe_tree(str(tmp_path / "none")) == rs.ABSENT
 
 
+def test_bytecode_caches_written_at_run_time_are_not_part_of_a_tree(tmp_path: Path) -> None:
+    """Triton's python backend imports model.py from the repository and leaves __pycache__."""
+    write(tmp_path / "mnist_classifier" / "1" / "model.py", "x = 1\n")
+    before = rs.observe_tree(str(tmp_path))
+    write(tmp_path / "mnist_classifier" / "1" / "__pycache__" / "model.cpython-310.pyc", "b")
+    write(tmp_path / "mnist_classifier" / "1" / "stray.pyc", "b")
+    assert rs.observe_tree(str(tmp_path)) == before
+
+
 def test_a_tree_listing_does_not_read_contents(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -247,12 +256,19 @@ def test_the_manifest_brings_the_directories_of_its_model_files(tmp_path: Path) 
     )
 
 
-def test_a_run_limited_by_tags_is_not_recorded() -> None:
+def test_a_run_limited_by_the_roles_own_tags_is_not_recorded() -> None:
     action = action_plugin()
-    assert not action.limited({"ansible_run_tags": ["all"], "ansible_skip_tags": []})
-    assert not action.limited({})
-    assert action.limited({"ansible_run_tags": ["triton_server_run"]})
-    assert action.limited({"ansible_run_tags": ["all"], "ansible_skip_tags": ["triton_verify_run"]})
+    assert (
+        action.limited({"ansible_run_tags": ["all"], "ansible_skip_tags": []}, "triton_server")
+        == []
+    )
+    assert action.limited({}, "triton_server") == []
+    run = {"ansible_run_tags": ["triton_server_run"]}
+    assert action.limited(run, "triton_server") == ["triton_server_run"]
+    assert action.limited(run, "triton_verify") == []
+    skip = {"ansible_run_tags": ["all"], "ansible_skip_tags": ["triton_verify_run", "notest"]}
+    assert action.limited(skip, "triton_verify") == ["triton_verify_run"]
+    assert action.limited({"ansible_skip_tags": ["always"]}, "docker_engine") == ["always"]
 
 
 def test_what_one_run_changed_is_never_an_input() -> None:
