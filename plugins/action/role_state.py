@@ -97,7 +97,20 @@ def limited(task_vars: Mapping[str, Any], role: str) -> list[str]:
 def inputs_digest(
     variables: Mapping[str, Any], facts: Mapping[str, Any], code: str, files: list[list[Any]]
 ) -> str:
-    doc = {"vars": variables, "facts": facts, "code": code, "paths": files}
+    """'<settings>:<files>': sha256 of the variables, facts and code, then of the control-node
+    files. Two halves: the record keeps the settings the check saw before the role ran (the
+    role's own outputs are variables too) but the files as the role left them (a file the role
+    creates on the control node, an exported model or a generated key, is there afterwards)."""
+    settings = {"vars": variables, "facts": facts, "code": code}
+    return f"{_sha(settings)}:{_sha(files)}"
+
+
+def with_files(digest: str, files: list[list[Any]]) -> str:
+    """The digest with its files half taken again."""
+    return f"{digest.split(':', 1)[0]}:{_sha(files)}"
+
+
+def _sha(doc: Any) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -138,17 +151,21 @@ class ActionModule(ActionBase):
             if wanted.match(name) and name not in PER_RUN
         }
 
-    def _digest(self, task_vars: Mapping[str, Any], args: Mapping[str, Any], role: str) -> str:
-        prefixes = list(args.get("prefixes") or [role, "dltk"])
-        facts = task_vars.get("ansible_facts") or {}
+    @staticmethod
+    def _files(args: Mapping[str, Any]) -> list[list[Any]]:
         paths = [str(p) for p in args.get("paths") or []]
         if args.get("manifest"):
             paths += manifest_paths(str(args["manifest"]))
+        return paths_digest(paths)
+
+    def _digest(self, task_vars: Mapping[str, Any], args: Mapping[str, Any], role: str) -> str:
+        prefixes = list(args.get("prefixes") or [role, "dltk"])
+        facts = task_vars.get("ansible_facts") or {}
         return inputs_digest(
             self._role_vars(task_vars, prefixes),
             {name: facts.get(name) for name in (*FACTS, *(args.get("facts") or []))},
             code_digest(),
-            paths_digest(paths),
+            self._files(args),
         )
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -179,10 +196,10 @@ class ActionModule(ActionBase):
                 return result
         state_dir = self._template(task_vars.get("dltk_state_dir", "/var/lib/dltk"))
         record = args.get("record") or os.path.join(str(state_dir), "roles", f"{role}.json")
-        # The record keeps the digest the check took before the role ran: the role's own outputs
-        # (dltk_models_loaded, ...) and facts it sets are variables too, and differ afterwards.
+        # The record keeps the settings the check saw before the role ran (the role's own outputs,
+        # dltk_models_loaded, ..., are variables too) and the control-node files as they are now.
         if state == "record":
-            digest = str(args["inputs"])
+            digest = with_files(str(args["inputs"]), self._files(args))
         else:
             digest = self._digest(task_vars, args, role)
         result.update(inputs=digest, record=record)

@@ -108,7 +108,7 @@ def test_a_converged_role_ends_early_and_publishes_what_its_last_full_run_publis
         changed_count(first.stdout) == 1
     )  # the file (writing the record is no change of the host)
     record = json.loads((tmp_path / "state" / "roles" / "probe.json").read_text())
-    assert record["outputs"] == {"value": "one"} and len(record["inputs"]) == 64
+    assert record["outputs"] == {"value": "one"} and len(record["inputs"]) == 64 + 1 + 64
 
     second = play(tmp_path, setup)
     assert "FULL RUN" not in second.stdout

@@ -226,6 +226,17 @@ def test_the_inputs_digest_changes_with_any_variable_fact_code_or_file() -> None
     assert digest != action.inputs_digest(*base[:3], [["/m.yml", 10, 2]])
 
 
+def test_the_record_takes_the_control_node_files_as_the_role_left_them() -> None:
+    """triton_server generates the API key on the control node on the first deploy: the record
+    must hold the key's file as it is after the run, or the next run sees other inputs."""
+    action = action_plugin()
+    settings = ({"triton_server_http_port": 8000}, {"architecture": "x86_64"}, "code1")
+    before = action.inputs_digest(*settings, [["/secrets/h/triton-api-key", "absent"]])
+    after = action.with_files(before, [["/secrets/h/triton-api-key", 41, 5]])
+    assert after == action.inputs_digest(*settings, [["/secrets/h/triton-api-key", 41, 5]])
+    assert after.split(":")[0] == before.split(":")[0] and after != before
+
+
 def test_the_code_digest_covers_content_and_leaves_caches_out(tmp_path: Path) -> None:
     action = action_plugin()
     write(tmp_path / "roles" / "r" / "tasks" / "main.yml", "---\n")
