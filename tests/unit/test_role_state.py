@@ -282,10 +282,22 @@ def test_a_run_limited_by_the_roles_own_tags_is_not_recorded() -> None:
     assert action.limited({"ansible_skip_tags": ["always"]}, "docker_engine") == ["always"]
 
 
-def test_what_one_run_changed_is_never_an_input() -> None:
+def test_the_inputs_are_the_roles_and_the_shared_variables_but_not_what_one_run_changed() -> None:
     """dltk_model_repo_changed is [] on a converged run and a list on the run that changed a
     model: as an input, the run after every change would run in full once more."""
     action = action_plugin()
-    assert {"dltk_model_repo_changed", "dltk_model_repo_removed", "dltk_fast_path"} <= set(
-        action.PER_RUN
-    )
+
+    class Templar:  # TEST DOUBLE of the action's templating: values are taken as they are
+        _value = staticmethod(lambda value: value)
+
+    variables = {
+        "triton_server_http_port": 8000,
+        "dltk_manifest": "/m.yml",
+        "dltk_model_repo_changed": ["mnist"],
+        "dltk_model_repo_removed": [],
+        "dltk_fast_path": True,
+        "triton_verify_full": False,
+        "_triton_server_args": ["--x"],
+    }
+    got = action.ActionModule._role_vars(Templar(), variables, ["triton_server", "dltk"])
+    assert got == {"triton_server_http_port": 8000, "dltk_manifest": "/m.yml"}
