@@ -52,7 +52,7 @@ PLAYBOOK = """\
         seen:
           verify_options: "{{ _triton_verify_run_options }}"
           verify_models: "{{ _triton_verify_models_asked }}"
-          server_ports: "{{ _triton_server_ports }}"
+          server_ports: "{{ _triton_server.ports }}"
 """
 
 
