@@ -48,9 +48,10 @@ PLAYBOOK = """\
         mode: "0644"
         content: "{{ seen | to_json }}"
       vars:
-        _triton_verify_model: mnist
         seen:
-          verify_options: "{{ _triton_verify_run_options }}"
+          verify_options: >-
+            {{ (_triton_verify_options | dltk.deploy.triton_verify_run(
+                  'mnist', _triton_verify_full_now | default(true))).options }}
           verify_models: "{{ _triton_verify_models_asked }}"
           server_ports: "{{ _triton_server.ports }}"
 """
