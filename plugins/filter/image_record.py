@@ -70,6 +70,46 @@ def dltk_image_state(
     return {"current": False, "present": bool(tagged), "why": why, "inputs": wanted}
 
 
+def dltk_image_files(v: Mapping[str, Any]) -> dict[str, Any]:
+    """Where the build's files go (issue 12 item 5: vars/ holds constants): the sources packed on
+    the control node (in TMPDIR), the archives copied beside the build context on the host (not
+    into it: docker would send them with the context), the record of the last build, and the
+    control-node files the build reads (the role's fast path digests them).
+
+    v: build_dir, tmpdir (TMPDIR, '' for /tmp), host (inventory_hostname), project_dir, sources
+    (relative to the project), variant, wheels_archive."""
+    build = str(v["build_dir"])
+    inputs = [f"{v['project_dir']}/{source}" for source in v["sources"]]
+    if v["variant"] == "cpu":
+        inputs.append(str(v["wheels_archive"]))
+    return {
+        "src_tar_local": f"{v.get('tmpdir') or '/tmp'}/dltk-image-{v['host']}.tar",
+        "src_tar": f"{build}.src.tar",
+        "wheels_tar": f"{build}.wheels.tar",
+        "record": f"{build}.built.json",
+        "inputs": inputs,
+    }
+
+
+def dltk_image_stale(host_paths: Iterable[str], package_dir: str, context_dir: str) -> list[str]:
+    """The host's files under the build context's scripts/dltk that the project's package
+    (package_dir on the control node) does not have; bytecode caches are not the package's."""
+    import os
+
+    expected = set()
+    for top, dirs, files in os.walk(package_dir):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in dirs + [f for f in files if not f.endswith(".pyc")]:
+            expected.add(
+                os.path.join(context_dir, os.path.relpath(os.path.join(top, name), package_dir))
+            )
+    return [path for path in host_paths if path not in expected]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"dltk_image_state": dltk_image_state}
+        return {
+            "dltk_image_state": dltk_image_state,
+            "dltk_image_files": dltk_image_files,
+            "dltk_image_stale": dltk_image_stale,
+        }

@@ -90,3 +90,39 @@ def test_anything_else_builds_and_says_why(record, images, inputs, why):
 
 def test_the_filter_is_registered_under_its_name():
     assert ir.FilterModule().filters()["dltk_image_state"] is ir.dltk_image_state
+
+
+def test_the_builds_files_on_the_control_node_and_the_host() -> None:
+    files = ir.dltk_image_files(
+        {"build_dir": "/opt/dltk/image", "tmpdir": "", "host": "gpu-01", "project_dir": "/p",
+         "sources": ["images/dltk/Dockerfile", "scripts/dltk"], "variant": "cpu",
+         "wheels_archive": "/p/build/toolkit-wheels.tar"}
+    )  # fmt: skip
+    assert files == {
+        "src_tar_local": "/tmp/dltk-image-gpu-01.tar",
+        "src_tar": "/opt/dltk/image.src.tar",
+        "wheels_tar": "/opt/dltk/image.wheels.tar",
+        "record": "/opt/dltk/image.built.json",
+        "inputs": ["/p/images/dltk/Dockerfile", "/p/scripts/dltk", "/p/build/toolkit-wheels.tar"],
+    }
+    gpu = ir.dltk_image_files(
+        {"build_dir": "/b", "tmpdir": "/scratch", "host": "h", "project_dir": "/p",
+         "sources": ["pyproject.toml"], "variant": "gpu", "wheels_archive": "/w.tar"}
+    )  # fmt: skip
+    assert gpu["src_tar_local"] == "/scratch/dltk-image-h.tar" and gpu["inputs"] == [
+        "/p/pyproject.toml"
+    ]
+
+
+def test_package_files_the_project_no_longer_has_are_stale(tmp_path) -> None:
+    package = tmp_path / "dltk"
+    (package / "verify").mkdir(parents=True)
+    (package / "cli.py").write_text("")
+    (package / "verify" / "options.py").write_text("")
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "cli.cpython-311.pyc").write_text("")
+    ctx = "/ctx/scripts/dltk"
+    host = [f"{ctx}/cli.py", f"{ctx}/verify", f"{ctx}/verify/options.py", f"{ctx}/old.py",
+            f"{ctx}/__pycache__", f"{ctx}/__pycache__/cli.cpython-311.pyc"]  # fmt: skip
+    stale = [f"{ctx}/old.py", f"{ctx}/__pycache__", f"{ctx}/__pycache__/cli.cpython-311.pyc"]
+    assert ir.dltk_image_stale(host, str(package), ctx) == stale

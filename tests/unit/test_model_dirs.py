@@ -56,3 +56,59 @@ def test_unnormalised_roots_compare_equal() -> None:
     assert md.models_to_copy(staged, listing(REPO + "/", RENDERED), STAGE.replace(
         "/roles/triton_model_repo/../..", ""), REPO + "/") == []  # fmt: skip
     assert md.models_to_copy(listing(STAGE, RENDERED), listing(REPO, RENDERED), STAGE, REPO) == []
+
+
+def found(root: str, names: list[str]) -> list[dict[str, str]]:
+    return [{"path": f"{root}/{n}"} for n in names]
+
+
+def test_what_the_role_copies_keeps_and_removes() -> None:
+    """Rendered mnist and pipe; the host has mnist (its model file differs), a TensorRT model whose
+    plan changes (engine preview) and an old model the manifest dropped."""
+    changes = md.triton_model_repo_changes(
+        {
+            "staged": found(STAGE, ["pipe", "mnist", "mnist_trt_fp16"]),
+            "present": found(REPO, ["mnist", "old", "mnist_trt_fp16"]),
+            "stage_files": listing(STAGE, RENDERED),
+            "host_files": listing(REPO, {**RENDERED, "mnist/1/model.onnx": "b2"}),
+            "engine_preview": [
+                {"changed": True, "item": {"triton_model": "mnist_trt_fp16"}},
+                {"changed": False, "item": {"triton_model": "mnist_trt_tf32"}},
+            ],
+            "stage_dir": STAGE,
+            "repo_dir": REPO,
+        }
+    )
+    assert changes["models"] == ["mnist", "mnist_trt_fp16", "pipe"]
+    assert changes["present"] == ["mnist", "mnist_trt_fp16", "old"]
+    assert changes["differing"] == ["mnist"]
+    assert changes["changing"] == ["mnist", "mnist_trt_fp16"], "kept before the copy"
+    assert changes["remove"] == ["old"]
+
+
+def test_a_new_model_is_copied_but_nothing_of_it_is_kept() -> None:
+    changes = md.triton_model_repo_changes(
+        {"staged": found(STAGE, ["mnist", "pipe"]), "present": [],
+         "stage_files": listing(STAGE, RENDERED), "host_files": [], "engine_preview": [],
+         "stage_dir": STAGE, "repo_dir": REPO}
+    )  # fmt: skip
+    assert changes["differing"] == ["mnist", "pipe"] and changes["changing"] == []
+
+
+def test_published_changes_come_from_what_the_copies_changed() -> None:
+    published = md.triton_model_repo_published(
+        {
+            "copy": [{"changed": True, "item": "pipe"}, {"changed": False, "item": "mnist"}],
+            "engine_copy": [{"changed": True, "item": {"triton_model": "mnist_trt_fp16"}},
+                            {"changed": True, "item": {"triton_model": "mnist_trt_fp16"}}],
+            "remove": [{"changed": True, "item": "old"}, {"changed": False, "item": "gone"}],
+        }
+    )  # fmt: skip
+    assert published == {"changed": ["mnist_trt_fp16", "pipe"], "removed": ["old"]}
+
+
+def test_auto_instance_kind_follows_the_gpu_trt_engines_found() -> None:
+    assert md.triton_model_repo_instance_kind("auto", True) == "gpu"
+    assert md.triton_model_repo_instance_kind("auto", "True") == "gpu"
+    assert md.triton_model_repo_instance_kind("auto", False) == "cpu"
+    assert md.triton_model_repo_instance_kind("cpu", True) == "cpu"
