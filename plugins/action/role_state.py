@@ -68,8 +68,10 @@ def paths_digest(paths: Iterable[str]) -> list[list[Any]]:
 
 
 def manifest_paths(manifest: str) -> list[str]:
-    """The manifest and the directories of the files its models name (ONNX files with their
-    external data, samples): what a role rendering or verifying them reads on the control node."""
+    """The manifest and the files of its models a role reads on the control node: each model's
+    ONNX file with what sits beside it under the same name (external data `<name>.onnx.data`,
+    `<name>.json`) and its samples. Not their whole directories: other files there (a bench's
+    log beside its models) are not the models' inputs."""
     import yaml
 
     path = Path(manifest)
@@ -77,12 +79,18 @@ def manifest_paths(manifest: str) -> list[str]:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return [manifest]
-    dirs = set()
+    found: set[str] = set()
     for model in doc.get("models") or [] if isinstance(doc, dict) else []:
+        if not isinstance(model, dict):
+            continue
         for key in ("onnx", "samples"):
-            if isinstance(model, dict) and isinstance(model.get(key), str):
-                dirs.add(str((path.parent / model[key]).resolve().parent))
-    return [manifest, *sorted(dirs)]
+            if isinstance(model.get(key), str):
+                given = (path.parent / model[key]).resolve()
+                found.add(str(given))
+                stem = given.name.split(".")[0]
+                if key == "onnx" and given.parent.is_dir():
+                    found.update(str(p) for p in given.parent.glob(f"{stem}.*") if p.is_file())
+    return [manifest, *sorted(found)]
 
 
 def limited(task_vars: Mapping[str, Any], role: str) -> list[str]:

@@ -247,24 +247,26 @@ def test_the_code_digest_covers_content_and_leaves_caches_out(tmp_path: Path) ->
     assert action.code_digest(tmp_path, ["roles"]) != first
 
 
-def test_the_manifest_brings_the_directories_of_its_model_files(tmp_path: Path) -> None:
+def test_the_manifest_brings_its_models_files_and_what_sits_beside_them(tmp_path: Path) -> None:
     action = action_plugin()
-    write(tmp_path / "build" / "models" / "mnist.onnx", "onnx")
+    models = tmp_path / "build" / "models"
+    write(models / "mnist.onnx", "onnx")
+    write(models / "mnist.samples.npz", "npz")
+    write(models / "plays.log", "a bench's log")
     manifest = tmp_path / "model_repo" / "models.yml"
     write(
         manifest,
         "models:\n  - name: mnist\n    onnx: ../build/models/mnist.onnx\n"
-        "    samples: ../build/models/s.npz\n",
+        "    samples: ../build/models/mnist.samples.npz\n",
     )
+    m = models.resolve()
     assert action.manifest_paths(str(manifest)) == [
-        str(manifest),
-        str((tmp_path / "build" / "models").resolve()),
-    ]
+        str(manifest), str(m / "mnist.onnx"), str(m / "mnist.samples.npz")]  # fmt: skip
     listed = action.paths_digest(action.manifest_paths(str(manifest)))
-    write(tmp_path / "build" / "models" / "mnist.onnx.data", "weights")
-    assert action.paths_digest(action.manifest_paths(str(manifest))) != listed, (
-        "external data next to the model"
-    )
+    write(models / "plays.log", "the log grew")
+    assert action.paths_digest(action.manifest_paths(str(manifest))) == listed, "not the model's"
+    write(models / "mnist.onnx.data", "weights")
+    assert action.paths_digest(action.manifest_paths(str(manifest))) != listed, "external data"
 
 
 def test_a_run_limited_by_the_roles_own_tags_is_not_recorded() -> None:
