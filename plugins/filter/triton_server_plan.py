@@ -1,9 +1,9 @@
 """triton_server's derived values (issue 12 item 5: vars/ holds constants, Python computes).
 
 The role calls three filters: tasks/settings.yml (first) sets
-    _triton_server: "{{ {...settings...} | dltk.deploy.triton_server_settings }}"
+    _triton_server_settings: "{{ {...settings...} | dltk.deploy.triton_server_settings }}"
 tasks/main.yml, once the backends are known (tritonserver's command, what `dltk repo load` loads),
-    _triton_server_run: "{{ _triton_server | dltk.deploy.triton_server_command({...}) }}"
+    _triton_server_run: "{{ _triton_server_settings | dltk.deploy.triton_server_command({...}) }}"
 and tasks/dltk.yml after each dltk run
     _triton_server_dltk: "{{ {...} | dltk.deploy.triton_server_dltk_answer }}"
 """

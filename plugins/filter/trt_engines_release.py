@@ -10,7 +10,7 @@ _RELEASE = re.compile(r":(\d\d\.\d\d)")
 
 
 def ngc_release_of(image: str) -> str:
-    """nvcr.io/nvidia/tensorrt:24.10-py3 -> 24.10; dltk/triton-cpu:2.51.0 -> ''."""
+    """nvcr.io/nvidia/tensorrt:YY.MM-py3 -> YY.MM; dltk/triton-cpu:X.Y.Z -> ''."""
     found = _RELEASE.search(str(image))
     return found.group(1) if found else ""
 

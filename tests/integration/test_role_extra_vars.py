@@ -53,7 +53,7 @@ PLAYBOOK = """\
             {{ (_triton_verify_options | dltk.deploy.triton_verify_run(
                   'mnist', _triton_verify_full_now | default(true))).options }}
           verify_models: "{{ _triton_verify_models_asked }}"
-          server_ports: "{{ _triton_server.ports }}"
+          server_ports: "{{ _triton_server_settings.ports }}"
 """
 
 
