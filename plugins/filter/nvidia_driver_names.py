@@ -105,7 +105,7 @@ def nvidia_driver_packages(inputs: Mapping[str, Any]) -> dict[str, Any]:
     plan = inputs.get("plan") or {}
     distribution = str(inputs["distribution"])
     source = nvidia_driver_source(str(inputs["source"]), distribution)
-    if "open_modules" in plan:
+    if plan:
         open_modules = bool(plan["open_modules"])
     else:
         open_modules = inputs["kernel_modules"] == "open"
