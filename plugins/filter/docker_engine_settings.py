@@ -2,7 +2,7 @@
 the Debian architecture name of the host and the daemon.json keys the role owns.
 
 The role calls the filter once, near the top of tasks/main.yml:
-    _docker_engine: "{{ {...inputs...} | dltk.deploy.docker_engine_settings }}"
+    _docker_engine_settings: "{{ {...inputs...} | dltk.deploy.docker_engine_settings }}"
 """
 
 from __future__ import annotations

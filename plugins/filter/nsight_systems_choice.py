@@ -1,7 +1,7 @@
 """nsight_systems' derived values (issue 12 item 5: vars/ holds constants, Python computes): which
 source, package and version this host gets, and where NVIDIA's devtools repository is for it.
 
-- `nsight_systems_choice`: set once as _nsight_systems in tasks/main.yml.
+- `nsight_systems_choice`: set once as _nsight_systems_choice in tasks/main.yml.
 - `nvidia_devtools_repo_dir`: "<distro>/<arch>" of the repository, from ansible_facts (the role's
   default nsight_systems_nvidia_repo_url calls it; argument specs are validated before any task).
 """

@@ -4,7 +4,8 @@ the nvidia runtime with docker.
 
 - `nvidia_container_toolkit_deb_arch`: ansible_facts['architecture'] -> amd64/arm64 (the role's
   default nvidia_container_toolkit_repo_url calls it; argument specs are validated before any task).
-- `nvidia_container_toolkit_daemon_json`: set once as _nvidia_container_toolkit in tasks/main.yml.
+- `nvidia_container_toolkit_daemon_json`: set once as _nvidia_container_toolkit_runtime in
+  tasks/main.yml.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ source and package names this host gets, the Debian components it lacks, where N
 repository is for it.
 
 The role calls them as plain filters over a dict of its inputs:
-- `nvidia_driver_names` (tasks/main.yml, before preflight): _nvidia_driver {source, wanted,
+- `nvidia_driver_names` (tasks/main.yml, before preflight): _nvidia_driver_names {source, wanted,
   persistenced_unit, persistenced_dropin};
 - `nvidia_driver_packages` (tasks/main.yml, after preflight, whose `dltk driver plan` decides the
   kernel modules and the fabric manager): _nvidia_driver_apt {packages, extra_packages,

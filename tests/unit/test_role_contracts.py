@@ -66,11 +66,9 @@ def dependencies(roles: Path, role: str) -> set[str]:
 
 def owner(name: str, roles: list[str]) -> str | None:
     """The role whose prefix a variable name carries (the longest match), or None for the shared
-    namespace: the shared role's public names (`dltk_*` not claimed by a longer role name). A
-    private name that is the role's name itself (`_nvidia_driver`, the fact its filter sets) is
-    the role's too."""
+    namespace: the shared role's public names (`dltk_*` not claimed by a longer role name)."""
     bare = name.lstrip("_")
-    matches = [r for r in roles if bare.startswith(r + "_") or (bare == r and bare != name)]
+    matches = [r for r in roles if bare.startswith(r + "_")]
     found = max(matches, key=len) if matches else None
     return None if found == SHARED_ROLE and not name.startswith("_") else found
 
@@ -260,12 +258,6 @@ def test_an_included_roles_private_register_is_caught(roles: Path) -> None:
         {"tasks/main.yml": "- include_role:\n    name: alpha\n- debug: var=__alpha_repo\n"},
     )
     assert foreign_reads(roles) == ["beta/tasks/main.yml:3: beta reads alpha's __alpha_repo"]
-
-
-def test_reading_another_roles_private_fact_named_after_it_is_caught(roles: Path) -> None:
-    make_role(roles, "gamma_ray", {"tasks/main.yml": "- set_fact:\n    _gamma_ray: {a: 1}\n"})
-    make_role(roles, "beta", {"tasks/main.yml": "- debug: var=_gamma_ray.a\n"})
-    assert foreign_reads(roles) == ["beta/tasks/main.yml:1: beta reads gamma_ray's _gamma_ray"]
 
 
 def test_notifying_another_roles_handler_is_caught(roles: Path) -> None:
