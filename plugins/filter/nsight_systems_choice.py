@@ -1,0 +1,60 @@
+"""nsight_systems' derived values (issue 12 item 5: vars/ holds constants, Python computes): which
+source, package and version this host gets, and where NVIDIA's devtools repository is for it.
+
+- `nsight_systems_choice`: set once as _nsight_systems_choice in tasks/main.yml.
+- `nvidia_devtools_repo_dir`: "<distro>/<arch>" of the repository, from ansible_facts (the role's
+  default nsight_systems_nvidia_repo_url calls it; argument specs are validated before any task).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# The package each source ships, and the tested default version: Debian 12 non-free ships 2022.4;
+# NVIDIA's repository keeps many releases (a prefix ending in * picks the newest match).
+DEFAULT_PACKAGE = {"distribution": "nsight-systems", "nvidia": "nsight-systems-cli"}
+DEFAULT_VERSION = {"distribution": "2022.4.*", "nvidia": "2025.3.*"}
+# NVIDIA publishes devtools repositories for Ubuntu only; other distributions (Debian 12) use the
+# Ubuntu 22.04 build (same glibc generation).
+FALLBACK_DISTRO = "ubuntu2204"
+DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def nsight_systems_source(source: str, distribution: str) -> str:
+    """auto: NVIDIA's repository on Ubuntu, the distribution's package elsewhere (Debian)."""
+    if source != "auto":
+        return source
+    return "nvidia" if distribution == "Ubuntu" else "distribution"
+
+
+def nsight_systems_choice(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """{source, package, version}: an empty nsight_systems_package / nsight_systems_version means
+    the source's own.
+
+    inputs: source (nsight_systems_source), distribution (ansible_facts), package, version."""
+    source = nsight_systems_source(str(inputs["source"]), str(inputs["distribution"]))
+    return {
+        "source": source,
+        "package": str(inputs.get("package") or DEFAULT_PACKAGE.get(source, "")),
+        "version": str(inputs.get("version") or DEFAULT_VERSION.get(source, "")),
+    }
+
+
+def nvidia_devtools_repo_dir(facts: Mapping[str, Any]) -> str:
+    """The "ubuntu2404/amd64"-style path of NVIDIA's devtools repository for the host (facts:
+    distribution, distribution_version, architecture)."""
+    if facts["distribution"] == "Ubuntu":
+        distro = "ubuntu" + str(facts["distribution_version"]).replace(".", "")
+    else:
+        distro = FALLBACK_DISTRO
+    arch = str(facts["architecture"])
+    return f"{distro}/{DEB_ARCH.get(arch, arch)}"
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "nsight_systems_choice": nsight_systems_choice,
+            "nvidia_devtools_repo_dir": nvidia_devtools_repo_dir,
+        }
