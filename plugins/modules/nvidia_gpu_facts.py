@@ -29,6 +29,10 @@ options:
     description: Ask nvidia-smi for the GPUs the driver reports.
     type: bool
     default: true
+  proc_gpus_dir:
+    description: Where the loaded NVIDIA kernel module lists its GPUs (one directory per GPU).
+    type: path
+    default: /proc/driver/nvidia/gpus
 author: DLTK Deploy
 """
 
@@ -54,10 +58,15 @@ def main() -> None:
         argument_spec={
             "pci_devices_dir": {"type": "path", "default": "/sys/bus/pci/devices"},
             "driver": {"type": "bool", "default": True},
+            "proc_gpus_dir": {"type": "path", "default": "/proc/driver/nvidia/gpus"},
         },
         supports_check_mode=True,
     )
-    facts = gather(module.params["pci_devices_dir"], driver=module.params["driver"])
+    facts = gather(
+        module.params["pci_devices_dir"],
+        driver=module.params["driver"],
+        proc_gpus_dir=module.params["proc_gpus_dir"],
+    )
     module.exit_json(changed=False, ansible_facts={"nvidia_gpu_facts": facts})
 
 

@@ -29,6 +29,9 @@ NVIDIA_VENDOR = "0x10de"
 DISPLAY_CLASS = "0x03"  # PCI base class 03: display controller (VGA 0300, 3D 0302)
 NVSWITCH_CLASS = "0x0680"  # PCI bridge, subclass "other": how NVSwitches show
 PCI_DEVICES_DIR = "/sys/bus/pci/devices"
+# One directory per GPU the loaded NVIDIA kernel module drives (named by its PCI address); what
+# `nvidia-ctk cdi generate` needs (nvidia_container_toolkit's CDI step reads it from these facts).
+PROC_GPUS_DIR = "/proc/driver/nvidia/gpus"
 QUERY_FIELDS = ("index", "name", "pci.bus_id", "compute_cap")
 SMI_ARGV = ("nvidia-smi", "--query-gpu=" + ",".join(QUERY_FIELDS), "--format=csv,noheader")
 SMI_TIMEOUT_S = 15
@@ -164,20 +167,34 @@ def query_driver(
     return {"answering": True, "rc": 0, "reason": reason, "gpus": gpus}
 
 
+def read_driver_gpu_dirs(root: str = PROC_GPUS_DIR) -> list[str]:
+    """The GPUs the loaded NVIDIA kernel module lists (sorted directory names, PCI addresses);
+    [] when the directory is absent (no driver loaded)."""
+    try:
+        return sorted(e.name for e in os.scandir(root) if e.is_dir())
+    except OSError:
+        return []
+
+
 def gather(
     pci_devices_dir: str = PCI_DEVICES_DIR,
     driver: bool = True,
     run: Callable[..., Any] | None = None,
     which: Callable[[str], str | None] | None = None,
+    proc_gpus_dir: str = PROC_GPUS_DIR,
 ) -> dict[str, Any]:
-    """The single answer: PCI GPUs and NVSwitches, and what the driver (nvidia-smi) says.
+    """The single answer: PCI GPUs and NVSwitches, the GPUs the kernel module lists, and what
+    the driver (nvidia-smi) says.
 
     {pci_devices_dir, pci_gpus: [{address, device_id, class, entry}], nvswitches: [...],
-     nvidia_pci_devices, driver: {answering, rc, reason}, gpus: [{index, name, bus_id,
-     pci_address, cc}]}; `driver=False` skips nvidia-smi (reason "not asked").
+     nvidia_pci_devices, proc_gpus_dir, driver_gpu_dirs: [pci address], driver: {answering, rc,
+     reason}, gpus: [{index, name, bus_id, pci_address, cc}]}; `driver=False` skips nvidia-smi
+    (reason "not asked").
     """
     facts: dict[str, Any] = {"pci_devices_dir": pci_devices_dir}
     facts.update(classify_pci(read_pci_devices(pci_devices_dir)))
+    facts["proc_gpus_dir"] = proc_gpus_dir
+    facts["driver_gpu_dirs"] = read_driver_gpu_dirs(proc_gpus_dir)
     if driver:
         answer = query_driver(run=run, which=which)
     else:

@@ -215,15 +215,22 @@ def test_driver_does_not_answer_and_says_why() -> None:
 
 def test_gather_is_the_single_answer(tmp_path: Path) -> None:
     root = str(stand_in_sysfs(tmp_path / "pci", H100_BOARD))
-    facts = gather(root, run=smi_double(0, SMI_H100), which=found)
+    proc = tmp_path / "proc-driver-nvidia-gpus"  # STAND-IN of /proc/driver/nvidia/gpus
+    for address in ("0000:18:00.0", "0000:2a:00.0"):
+        (proc / address).mkdir(parents=True)
+    facts = gather(root, run=smi_double(0, SMI_H100), which=found, proc_gpus_dir=str(proc))
     assert set(facts) == {
         "pci_devices_dir",
         "pci_gpus",
         "nvswitches",
         "nvidia_pci_devices",
+        "proc_gpus_dir",
+        "driver_gpu_dirs",
         "gpus",
         "driver",
     }
+    assert facts["driver_gpu_dirs"] == ["0000:18:00.0", "0000:2a:00.0"]
+    assert gather(root, driver=False, proc_gpus_dir=str(tmp_path / "none"))["driver_gpu_dirs"] == []
     assert facts["driver"] == {"answering": True, "rc": 0, "reason": "lists 2 GPU(s)"}
     assert len(facts["pci_gpus"]) == 8 and len(facts["nvswitches"]) == 4 and len(facts["gpus"]) == 2
     unasked = gather(root, driver=False, run=smi_double(0, SMI_H100), which=found)
