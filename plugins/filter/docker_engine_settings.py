@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# The one recursive merge of daemon.json settings (the docker_daemon_json module uses it too).
+from ansible_collections.dltk.deploy.plugins.module_utils.daemon_json import merge
+
 # Debian architecture names for ansible_facts['architecture'] (others are used as they are).
 DEB_ARCH = {
     "x86_64": "amd64",
@@ -20,18 +23,6 @@ DEB_ARCH = {
 }
 # The log drivers that accept max-size/max-file (the others refuse these options).
 ROTATING_LOG_DRIVERS = ("json-file", "local")
-
-
-def merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """`base | combine(extra, recursive=true)`: nested maps merge key by key, anything else
-    (lists, scalars, a map replacing a scalar) is replaced by extra's value."""
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def daemon_settings(

@@ -4,6 +4,7 @@ plugins/module_utils) by its path: it is not importable as a package outside Ans
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,6 +13,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 def load_role_plugin(relpath: str) -> ModuleType:
     """<repo>/<relpath> (e.g. "plugins/filter/model_dirs.py") as a module."""
+    # A plugin imports its collection's module_utils as Ansible loads them: through the checkout's
+    # collections/ansible_collections/dltk/deploy link.
+    if str(REPO / "collections") not in sys.path:
+        sys.path.append(str(REPO / "collections"))
     path = REPO / relpath
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec and spec.loader, path
