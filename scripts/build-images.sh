@@ -69,8 +69,15 @@ for wheel in "$TOOLS_WHEELHOUSE"/*.whl; do
 done
 # One deterministic archive of both wheelhouses (same files, same bytes): roles/dltk_image copies
 # it to a host as a single file and unpacks it into the build context.
+# Replaced only when its bytes change: its mtime is an input of roles/dltk_image's fast path
+# (docs/fast-path.md), and a rewrite with the same bytes made every `make demo` rebuild the context.
 tar --sort=name --mtime='2020-01-01 00:00Z' --owner=0 --group=0 --numeric-owner \
-  -cf build/toolkit-wheels.tar -C build wheelhouse wheelhouse-tools
+  -cf build/toolkit-wheels.tar.new -C build wheelhouse wheelhouse-tools
+if cmp -s build/toolkit-wheels.tar.new build/toolkit-wheels.tar; then
+  rm -f build/toolkit-wheels.tar.new
+else
+  mv -f build/toolkit-wheels.tar.new build/toolkit-wheels.tar
+fi
 rm -rf "$TOOLKIT_CONTEXT"
 mkdir -p "$TOOLKIT_CONTEXT/scripts"
 cp -l images/dltk/Dockerfile images/dltk/requirements*.txt constraints.txt pyproject.toml \
