@@ -36,15 +36,17 @@ FACTS = ("distribution", "distribution_version", "distribution_release", "archit
 PER_RUN = ("dltk_model_repo_changed", "dltk_model_repo_removed", "dltk_fast_path")
 
 
+def _files_under(top: Path) -> list[Path]:
+    """`top` itself, or every file under it, sorted; bytecode caches are nobody's input."""
+    files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+    return [p for p in files if "__pycache__" not in p.parts and p.suffix != ".pyc"]
+
+
 def code_digest(root: Path = ROOT, parts: Iterable[str] = CODE) -> str:
     """sha256 over the collection's code files (relative path and content; caches left out)."""
     digest = hashlib.sha256()
     for part in parts:
-        top = root / part
-        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
-        for path in files:
-            if "__pycache__" in path.parts or path.suffix == ".pyc":
-                continue
+        for path in _files_under(root / part):
             digest.update(str(path.relative_to(root)).encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -58,10 +60,7 @@ def paths_digest(paths: Iterable[str]) -> list[list[Any]]:
         if not top.exists():
             out.append([given, "absent"])
             continue
-        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
-        for path in files:
-            if "__pycache__" in path.parts or path.suffix == ".pyc":
-                continue
+        for path in _files_under(top):
             info = path.stat()
             out.append([str(path), info.st_size, info.st_mtime_ns])
     return out
@@ -126,18 +125,7 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
     _VALID_ARGS = frozenset(
-        (
-            "state",
-            "observe",
-            "outputs",
-            "paths",
-            "manifest",
-            "facts",
-            "prefixes",
-            "record",
-            "fast_path",
-            "inputs",
-        )
+        ("state", "observe", "outputs", "paths", "manifest", "facts", "fast_path", "inputs")
     )
 
     def _template(self, value: Any) -> Any:
@@ -167,10 +155,9 @@ class ActionModule(ActionBase):
         return paths_digest(paths)
 
     def _digest(self, task_vars: Mapping[str, Any], args: Mapping[str, Any], role: str) -> str:
-        prefixes = list(args.get("prefixes") or [role, "dltk"])
         facts = task_vars.get("ansible_facts") or {}
         return inputs_digest(
-            self._role_vars(task_vars, prefixes),
+            self._role_vars(task_vars, [role, "dltk"]),
             {name: facts.get(name) for name in (*FACTS, *(args.get("facts") or []))},
             code_digest(),
             self._files(args),
@@ -192,9 +179,9 @@ class ActionModule(ActionBase):
         if not role:
             raise AnsibleActionFail("dltk.deploy.role_state runs inside a role")
         if state == "record":
-            why = ""
-            if limited(task_vars, role):
-                why = f"not recorded: {', '.join(limited(task_vars, role))} limited this run"
+            why, tags = "", limited(task_vars, role)
+            if tags:
+                why = f"not recorded: {', '.join(tags)} limited this run"
             elif not args.get("inputs"):
                 why = "not recorded: the role's check did not run"
             if why:
@@ -203,7 +190,7 @@ class ActionModule(ActionBase):
                 )
                 return result
         state_dir = self._template(task_vars.get("dltk_state_dir", "/var/lib/dltk"))
-        record = args.get("record") or os.path.join(str(state_dir), "roles", f"{role}.json")
+        record = os.path.join(str(state_dir), "roles", f"{role}.json")
         # The record keeps the settings the check saw before the role ran (the role's own outputs,
         # dltk_models_loaded, ..., are variables too) and the control-node files as they are now.
         if state == "record":

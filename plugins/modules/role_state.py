@@ -20,7 +20,11 @@ description:
   - With O(state=record), observes the host and writes the record (only when it differs; not in
     check mode). Never reports a change: the record is the roles' bookkeeping, not the host's state.
   - Use through the action plugin of the same name, which computes O(inputs) on the control node
-    from the role's variables, the collection's code and O(paths).
+    from the role's variables (C(<role>_*) and C(dltk_*)), a few facts, the collection's code and
+    control-node files, and writes the record at C(<dltk_state_dir>/roles/<role>.json). The action
+    also takes C(paths) (control-node files or directories, by size and mtime), C(manifest) (a
+    model manifest: it and its models' files), C(facts) (more fact names) and C(fast_path) (the
+    role's own say, instead of C(dltk_fast_path)); with C(state=record), C(inputs) is the check's.
 options:
   state:
     description: Check the host against the record, or write the record.
