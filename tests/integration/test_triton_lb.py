@@ -134,8 +134,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         docker("network", "rm", f"{name}-net")
 
 
-def play(tmp_path: Path, variables: dict) -> subprocess.CompletedProcess[str]:
-    return run_playbook(tmp_path, PLAYBOOK, variables)
+def play(tmp_path: Path, variables: dict, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run_playbook(tmp_path, PLAYBOOK, variables, *extra)
 
 
 def container_start(name: str) -> str:
@@ -195,11 +195,24 @@ def test_role_forwards_inference_refuses_the_rest_and_converges(
     assert second.returncode == 0, second.stdout[-4000:]
     assert changed_count(second.stdout) == 0, second.stdout[-4000:]
 
-    # A changed setting: a new haproxy.cfg, reloaded in the running container.
+    # --check: converged, nothing to do; a changed setting is reported, nothing is touched.
     started = container_start(lb)
+    cfg = Path(fleet["vars"]["triton_lb_dir"]) / "config" / "haproxy.cfg"
+    checked = play(tmp_path, fleet["vars"], "--check")
+    assert checked.returncode == 0, checked.stdout[-4000:]
+    assert changed_count(checked.stdout) == 0, checked.stdout[-4000:]
+    checked = play(tmp_path, {**fleet["vars"], "triton_lb_balance": "leastconn"}, "--check")
+    assert checked.returncode == 0, checked.stdout[-4000:]
+    assert changed_count(checked.stdout) == 1, checked.stdout[-4000:]
+    assert "balance roundrobin" in cfg.read_text()
+    assert container_start(lb) == started
+
+    # A changed setting: a new haproxy.cfg, reloaded in the running container.
     third = play(tmp_path, {**fleet["vars"], "triton_lb_balance": "leastconn"})
     assert third.returncode == 0, third.stdout[-4000:]
     assert "Reload HAProxy gracefully" in third.stdout
+    assert changed_count(third.stdout) == 2  # the file and the reload
+    assert "balance leastconn" in cfg.read_text()
     assert container_start(lb) == started
     assert infer_http(base) == [1.0, 2.0, 3.0, 4.0]
 
