@@ -25,16 +25,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from dltk.fleet import lb_runtime
 from dltk.release import CPU_TRITON
 
-from .support import changed_count, run_playbook
+from .support import REPO_ROOT, changed_count, run_playbook
 
 pytestmark = pytest.mark.integration
 
 TRITON_IMAGE = f"dltk/triton-cpu:{CPU_TRITON['tritonserver']}"
-LB_IMAGE = "dltk/haproxy:2.6"
+# The role's default image (scripts/build-images.sh builds it; make integration runs that first).
+LB_IMAGE = yaml.safe_load((REPO_ROOT / "roles/triton_lb/defaults/main.yml").read_text())[
+    "triton_lb_image"
+]
 PLAYBOOK = """\
 - name: The load balancer
   hosts: all
