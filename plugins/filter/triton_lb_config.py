@@ -19,11 +19,17 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ansible_collections.dltk.deploy.plugins.module_utils.dltk_haproxy_runtime import (
+    BACKENDS as RUNTIME_BACKENDS,
+)
+from ansible_collections.dltk.deploy.plugins.module_utils.dltk_haproxy_runtime import SOCKET
+
 # Ports the container listens on (published on the LB host as triton_lb_http_port/_grpc_port).
 LISTEN = {"http": 8000, "grpc": 8001}
-RUNTIME_SOCKET = "/run/haproxy/admin.sock"
+# The admin socket and the backends' names: one home, shared with the runtime filter and dltk.fleet.
+RUNTIME_SOCKET = SOCKET
 HEALTH_URI = "/v2/health/ready"
-BACKENDS = {"http": "triton_http", "grpc": "triton_grpc"}
+BACKENDS = dict(zip(("http", "grpc"), RUNTIME_BACKENDS, strict=True))
 
 _MODEL = r"/v2/models/[^/]+(/versions/[0-9]+)?"
 # HTTP: (methods, path regexes) per API group of Triton's KServe v2 endpoints.

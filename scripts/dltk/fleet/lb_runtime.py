@@ -13,54 +13,30 @@ HAProxy's management guide, "Unix Socket commands": `set server <backend>/<serve
 
 from __future__ import annotations
 
-import csv
-import io
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from dltk.errors import DltkError
+from dltk.fleet import haproxy_runtime
+from dltk.fleet.haproxy_runtime import BACKENDS, SOCKET, STATES, ServerStat
 
-SOCKET = "/run/haproxy/admin.sock"
-BACKENDS = ("triton_http", "triton_grpc")
-STATES = ("ready", "drain", "maint")
+__all__ = ["BACKENDS", "SOCKET", "STATES", "ServerStat", "parse_stat", "state_commands"]
 
 
 def state_commands(server: str, state: str, backends: Sequence[str] = BACKENDS) -> list[str]:
     """The runtime commands that set `server` to `state` in every backend."""
-    if state not in STATES:
-        raise DltkError(f"lb: state {state!r}: choose one of {', '.join(STATES)}")
-    if not server or any(c in server for c in " ;/\n"):
-        raise DltkError(f"lb: server name {server!r} is not a server name")
-    return [f"set server {backend}/{server} state {state}" for backend in backends]
-
-
-@dataclass(frozen=True)
-class ServerStat:
-    backend: str
-    server: str
-    status: str  # UP, DOWN, DRAIN, MAINT, "no check", ...
-    sessions_total: int  # requests (HTTP) / streams (gRPC) sent to it (stot)
-    check_status: str
+    try:
+        return haproxy_runtime.state_commands(server, state, backends)
+    except ValueError as exc:
+        raise DltkError(str(exc)) from None
 
 
 def parse_stat(text: str) -> list[ServerStat]:
     """`show stat` CSV (its header starts with '# ') -> one row per server, not FRONTEND/BACKEND."""
-    body = text.lstrip()
-    if not body.startswith("# "):
-        raise DltkError(f"lb: not a `show stat` answer: {text[:80]!r}")
-    rows = csv.DictReader(io.StringIO(body[2:]))
-    return [
-        ServerStat(
-            backend=row["pxname"],
-            server=row["svname"],
-            status=row["status"],
-            sessions_total=int(row["stot"] or 0),
-            check_status=row.get("check_status", ""),
-        )
-        for row in rows
-        if row.get("svname") not in ("FRONTEND", "BACKEND", None)
-    ]
+    try:
+        return haproxy_runtime.parse_stat(text)
+    except ValueError as exc:
+        raise DltkError(str(exc)) from None
 
 
 def run(container: str, commands: Sequence[str], docker: str = "docker") -> str:
