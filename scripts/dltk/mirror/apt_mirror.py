@@ -288,7 +288,8 @@ def run_plan(args: argparse.Namespace) -> int:
     project = find_project(args.project)
     hostvars = resolve_hosts(args.inventory, project, distribution=args.distribution)
     bill = build_bill(str(args.inventory), hostvars, project)
-    console = Console(width=args.width)
+    # With --json - the JSON alone goes to stdout, the tables to stderr.
+    console = Console(width=args.width, stderr=str(args.json) == "-")
     classes = ", ".join(f"{h} ({v['class']}, NGC {v['release']})" for h, v in bill.hosts.items())
     console.print(f"bill of materials for {args.inventory}: {classes}", highlight=False)
     for table in tables(bill):

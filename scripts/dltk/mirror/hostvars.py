@@ -198,6 +198,8 @@ def resolve_hosts(
             "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
             "ANSIBLE_RETRY_FILES_ENABLED": "false",
         }
+        if (project / "ansible.cfg").is_file():  # collections_path: the dltk.deploy filters
+            env["ANSIBLE_CONFIG"] = str(project / "ansible.cfg")
         argv = [
             ansible_playbook,
             "-i",
@@ -215,5 +217,8 @@ def resolve_hosts(
         raise DltkError(f"ansible-playbook could not plan inventory {inventory}: {last}")
     hosts = parse_answers(done.stdout)
     if not hosts:
-        raise DltkError(f"inventory {inventory} lists no host")
+        # ansible-playbook only warns about an inventory it cannot parse: say so
+        unparsed = [ln for ln in done.stderr.splitlines() if "Unable to parse" in ln]
+        why = f" ({' '.join(unparsed[0].split())})" if unparsed else ""
+        raise DltkError(f"inventory {inventory} lists no host{why}")
     return hosts

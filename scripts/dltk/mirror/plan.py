@@ -133,15 +133,17 @@ def image_items(hosts: dict[str, dict[str, Any]], inspect: Inspector) -> list[It
     for host, hv in hosts.items():
         for ref, why, carry in host_images(hv):
             if ref not in items:
-                info = inspect(ref)
-                note = "" if info.present else NOT_HERE
+                # A tag built on the host is not carried: the local engine's image of that tag
+                # may be another variant, so it is not inspected.
+                info = inspect(ref) if carry else ImageInfo(present=False)
+                note = "" if info.present else NOT_HERE if carry else "built on the host"
                 if info.present and not info.repo_digests:
                     note = "no registry digest (built here, never pushed): id only"
                 items[ref] = Item(
                     "image",
                     ref,
                     why,
-                    "local docker engine" if info.present else "registry",
+                    "local docker engine" if info.present else "registry" if carry else "-",
                     info.size if info.present else None,
                     carry=carry,
                     note=note,
@@ -418,11 +420,11 @@ def _image_note(item: Item) -> str:
 
 
 def tables(bill: Bill, limit: int = 12) -> list[Table]:
-    """One rich table per kind (the `limit` largest rows of a long one), then the totals."""
+    """One rich table per kind (of the wheels, the `limit` largest), then the totals."""
     out = []
     for kind in KINDS:
         rows = [i for i in bill.items if i.kind == kind]
-        shown, left = _shown(rows, limit)
+        shown, left = _shown(rows, limit) if kind == "wheel" else (rows, 0)
         table = Table(title=f"{TITLES[kind]}: {len(rows)}", title_justify="left")
         for column in ("name", "version / use", "from", "size", "hosts", "note"):
             table.add_column(column, justify="right" if column == "size" else "left")
