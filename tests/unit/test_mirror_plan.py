@@ -216,8 +216,14 @@ def test_bill_of_a_sandbox_and_two_gpu_hosts(site) -> None:
     ]
     assert packages[("python3-debian", "")].hosts == ["gpu-01", "gpu-02"]
     wheels = [i for i in bill.items if i.kind == "wheel"]
-    cpu_wheels = {i.name: i.size for i in wheels if i.source == str(site["archive"])}
-    assert cpu_wheels == {"wheelhouse/a-1.0-py3-none-any.whl": 1000, "wheelhouse/b.whl": 24}
+    cpu_wheels = {
+        i.name: i.size for i in wheels if i.source == str(site["archive"])
+    }  # not under ROOT
+    assert cpu_wheels == {"a 1.0": 1000, "b.whl ": 24}
+    assert {i.extra["file"] for i in wheels if i.extra} == {
+        "wheelhouse/a-1.0-py3-none-any.whl",
+        "wheelhouse/b.whl",
+    }
     gpu_wheels = [i for i in wheels if i.detail == f"Python {RELEASE.python}"]
     assert f"tritonclient[http,grpc]=={RELEASE.tritonclient}" in [i.name for i in gpu_wheels]
     assert all(i.size is None for i in gpu_wheels)

@@ -115,16 +115,16 @@ def check_release(host: str, hv: dict[str, Any]) -> None:
 def host_images(hv: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """(reference, what it is for, carried in) of one host."""
     gpu = is_gpu_host(hv)
-    images = [(hv["triton_image"], "tritonserver (triton_server)", True)]
+    images = [(hv["triton_image"], "triton_server", True)]
     variant = hv.get("image_variant", "cpu")
-    images.append((hv["image_base"], f"base of the {variant} toolkit build (dltk_image)", True))
+    images.append((hv["image_base"], f"dltk_image: {variant} toolkit base", True))
     toolkit = hv["toolkit_image"]
-    images.append((toolkit, "toolkit, built on the host from its base (dltk_image)", False))
+    images.append((toolkit, "dltk_image builds it on the host", False))
     for ref, why in ((hv["server_toolkit_image"], "triton_server"), (hv["verify_image"], "verify")):
         if ref != toolkit:
-            images.append((ref, f"toolkit image of {why} (not the one built)", True))
+            images.append((ref, f"{why}: a toolkit image not built here", True))
     if gpu:
-        images.append((hv["trt_image"], "trtexec for the engines (trt_engines)", True))
+        images.append((hv["trt_image"], "trt_engines: trtexec", True))
     return images
 
 
@@ -247,6 +247,14 @@ def archive_wheels(archive: Path) -> list[tuple[str, int]]:
         return [(m.name, m.size) for m in tar.getmembers() if m.isfile()]
 
 
+def shown_path(path: Path, project: Path) -> str:
+    """A path under the project relative to it (build/toolkit-wheels.tar), others as they are."""
+    try:  # not resolved: build/toolkit-wheels.tar may be a link to another checkout's
+        return str(path.relative_to(project))
+    except ValueError:
+        return str(path)
+
+
 def wheel_items(hosts: dict[str, dict[str, Any]], project: Path) -> list[Item]:
     items: dict[str, Item] = {}
 
@@ -263,7 +271,7 @@ def wheel_items(hosts: dict[str, dict[str, Any]], project: Path) -> list[Item]:
                     "wheel",
                     name,
                     f"Python {release.python}",
-                    "PyPI at image build (GPU variant)",
+                    "PyPI (GPU image build)",
                     None,
                     note="no wheelhouse for the GPU variant yet: size unknown",
                 )
@@ -272,7 +280,17 @@ def wheel_items(hosts: dict[str, dict[str, Any]], project: Path) -> list[Item]:
         archive = Path(hv["wheels_archive"])
         if archive.is_file():
             for member, size in archive_wheels(archive):
-                add(f"cpu:{member}", Item("wheel", member, "", str(archive), size), host)
+                folder, _, filename = member.rpartition("/")
+                dist, version = (filename.split("-") + ["", ""])[:2]
+                item = Item(
+                    "wheel",
+                    f"{dist} {version}",
+                    folder,
+                    shown_path(archive, project),
+                    size,
+                    extra={"file": member},
+                )
+                add(f"cpu:{member}", item, host)
         else:
             for path in ROOT_REQUIREMENTS:
                 for name in requirement_names(project / path):
@@ -291,13 +309,13 @@ def wheel_items(hosts: dict[str, dict[str, Any]], project: Path) -> list[Item]:
 # --- models ------------------------------------------------------------------------------------
 
 
-def _file_item(model: str, what: str, path: Path, manifest: Path) -> Item:
+def _file_item(model: str, what: str, path: Path, manifest: str) -> Item:
     size = path.stat().st_size if path.is_file() else None
     note = "" if size is not None else "not built here (dltk export): size unknown"
-    return Item("model", f"{model}: {path.name}", what, str(manifest), size, note=note)
+    return Item("model", f"{model}: {path.name}", what, manifest, size, note=note)
 
 
-def model_items(hosts: dict[str, dict[str, Any]]) -> list[Item]:
+def model_items(hosts: dict[str, dict[str, Any]], project: Path) -> list[Item]:
     items: dict[str, Item] = {}
     for host, hv in hosts.items():
         manifest = Path(hv["manifest"])
@@ -315,7 +333,7 @@ def model_items(hosts: dict[str, dict[str, Any]]) -> list[Item]:
             for path, what in files:
                 key = str(path.resolve())
                 if key not in items:
-                    items[key] = _file_item(model.name, what, path, manifest)
+                    items[key] = _file_item(model.name, what, path, shown_path(manifest, project))
                 items[key].hosts.append(host)
     return list(items.values())
 
@@ -380,7 +398,7 @@ def build_bill(
         *image_items(hostvars, inspect),
         *package_items(hostvars),
         *wheel_items(hostvars, project),
-        *model_items(hostvars),
+        *model_items(hostvars, project),
     ]
     return Bill(inventory, hosts, items)
 
@@ -402,6 +420,10 @@ TITLES = {
 }
 
 
+# The columns that give way first on a narrow console (rich shrinks them in proportion).
+MAX_WIDTHS = {"version / use": 22, "from": 26, "hosts": 30, "note": 34}
+
+
 def _shown(rows: list[Item], limit: int) -> tuple[list[Item], int]:
     """The rows a table shows: all, or the `limit` largest (unknown sizes first) when there are
     more; and how many were left out (the JSON lists every one)."""
@@ -415,8 +437,8 @@ def _shown(rows: list[Item], limit: int) -> tuple[list[Item], int]:
 def _image_note(item: Item) -> str:
     if not item.extra.get("id"):
         return item.note
-    digests = ", ".join(item.extra["repo_digests"]) or "no registry digest: built here"
-    return f"id {item.extra['id'][:19]} ({digests})"
+    digests = ", ".join(item.extra["repo_digests"]) or "no registry digest"
+    return f"id {item.extra['id'].removeprefix('sha256:')[:12]}, {digests}"
 
 
 def tables(bill: Bill, limit: int = 12) -> list[Table]:
@@ -427,10 +449,16 @@ def tables(bill: Bill, limit: int = 12) -> list[Table]:
         shown, left = _shown(rows, limit) if kind == "wheel" else (rows, 0)
         table = Table(title=f"{TITLES[kind]}: {len(rows)}", title_justify="left")
         for column in ("name", "version / use", "from", "size", "hosts", "note"):
-            table.add_column(column, justify="right" if column == "size" else "left")
+            table.add_column(
+                column,
+                justify="right" if column == "size" else "left",
+                overflow="fold" if column == "name" else "ellipsis",
+                no_wrap=column == "size",
+                max_width=MAX_WIDTHS.get(column),
+            )
         for item in shown:
             note = _image_note(item) if kind == "image" else item.note
-            size = human(item.size) if item.carry else f"({human(item.size)}, not carried)"
+            size = human(item.size) if item.carry else "not carried"
             table.add_row(item.name, item.detail, item.source, size, ", ".join(item.hosts), note)
         if left:
             rest = [i for i in rows if i not in shown]
@@ -441,6 +469,7 @@ def tables(bill: Bill, limit: int = 12) -> list[Table]:
     for column in ("kind", "items", "known size", "size unknown"):
         summary.add_column(column, justify="left" if column == "kind" else "right")
     for kind, total in totals(bill.items).items():
-        summary.add_row(kind, str(total["items"]), human(total["bytes"]), str(total["unknown"]))
+        known = "?" if total["unknown"] == total["items"] else human(total["bytes"])
+        summary.add_row(kind, str(total["items"]), known, str(total["unknown"]))
     out.append(summary)
     return out
