@@ -5,7 +5,8 @@ throwaway container of the hosts' image (which does reach the Debian archive), t
 as a Debian repository (dists/<suite>/<component>/binary-<arch>/Packages, Release, InRelease)
 signed with a key generated for the mirror. `spec` builds a small repository of STAND-IN packages
 (test doubles: they say so in their description) from a JSON spec, the way molecule scenarios
-stand in for vendor repositories that are not reachable here.
+stand in for vendor repositories that are not reachable here. `plan` prints the bill of materials
+of an inventory (plan.py): what a site carries in, with sizes where this machine knows them.
 """
 
 from __future__ import annotations

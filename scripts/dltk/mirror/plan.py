@@ -122,7 +122,7 @@ def host_images(hv: dict[str, Any]) -> list[tuple[str, str, bool]]:
     images.append((toolkit, "dltk_image builds it on the host", False))
     for ref, why in ((hv["server_toolkit_image"], "triton_server"), (hv["verify_image"], "verify")):
         if ref != toolkit:
-            images.append((ref, f"{why}: a toolkit image not built here", True))
+            images.append((ref, f"{why}: not the toolkit dltk_image builds", True))
     if gpu:
         images.append((hv["trt_image"], "trt_engines: trtexec", True))
     return images
