@@ -258,6 +258,19 @@ def test_bill_of_a_sandbox_and_two_gpu_hosts(site) -> None:
     ]
 
 
+def test_without_the_wheel_archive_the_requirements_are_listed_unsized(site) -> None:
+    hostvars = {"box-1": dict(site["hostvars"]["box-1"])}
+    hostvars["box-1"]["wheels_archive"] = str(site["inventory"].parent / "no-such.tar")
+    bill = build_bill("inv", hostvars, ROOT, inspect=FakeDockerInspect({}))
+    wheels = {i.name.split("==")[0]: i for i in bill.items if i.kind == "wheel"}
+    assert {"setuptools", "wheel", "torch", "matplotlib"} <= set(wheels)
+    assert all(i.size is None and "no-such.tar not built here" in i.note for i in wheels.values())
+    pins = (ROOT / "constraints.txt").read_text()
+    torch = wheels["torch"].name  # unpinned in requirements-tools.txt: constraints.txt's pin
+    assert torch.startswith("torch==") and f"\n{torch}\n" in pins
+    assert totals(bill.items)["wheel"] == {"items": len(wheels), "bytes": 0, "unknown": len(wheels)}
+
+
 def test_totals_leave_out_what_is_built_on_the_host() -> None:
     items = [
         Item("image", "a", "", "", 10),

@@ -21,6 +21,7 @@ add their packages to any host.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tarfile
 from collections.abc import Callable, Iterable
@@ -35,6 +36,7 @@ from dltk.manifest.load import parse_manifest
 from dltk.onnx_graph import external_data_files
 from dltk.release import RELEASES, get_release
 
+# The CPU toolkit's requirements (its wheel archive holds their closure, pinned by constraints.txt).
 ROOT_REQUIREMENTS = ("images/dltk/requirements.txt", "images/dltk/requirements-tools.txt")
 GPU_REQUIREMENTS = "images/dltk/requirements-gpu.txt"
 NOT_HERE = "not present here: size unknown"
@@ -241,6 +243,20 @@ def requirement_names(path: Path) -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def constraint_pins(path: Path) -> dict[str, str]:
+    """{canonical name: version} of the `name==version` lines of constraints.txt."""
+    pins = {}
+    for line in requirement_names(path):
+        name, sep, version = line.partition("==")
+        if sep:
+            pins[_canonical(name.strip())] = version.strip()
+    return pins
+
+
 def archive_wheels(archive: Path) -> list[tuple[str, int]]:
     """(member, bytes) of every wheel in the toolkit's wheel archive."""
     with tarfile.open(archive) as tar:
@@ -292,8 +308,11 @@ def wheel_items(hosts: dict[str, dict[str, Any]], project: Path) -> list[Item]:
                 )
                 add(f"cpu:{member}", item, host)
         else:
+            pins = constraint_pins(project / "constraints.txt")
             for path in ROOT_REQUIREMENTS:
                 for name in requirement_names(project / path):
+                    if "==" not in name and _canonical(name) in pins:
+                        name = f"{name}=={pins[_canonical(name)]}"  # as pip -c would pick
                     item = Item(
                         "wheel",
                         name,
