@@ -1,8 +1,9 @@
 """triton_verify's derived values (issue 12 item 5: vars/ holds constants, Python computes).
 
 tasks/settings.yml sets the models asked for and the verifier's options document once the key
-file is known; tasks/main.yml the models to verify; tasks/verify-model.yml each model's document
-(`dltk verify --options`, checked by scripts/dltk/verify/options.py) and report name.
+file is known; tasks/main.yml the models to verify and how they are grouped into verifier runs;
+tasks/verify-run.yml each run's documents (`dltk verify --options`, checked by
+scripts/dltk/verify/options.py) and report names.
 """
 
 from __future__ import annotations
@@ -69,6 +70,24 @@ def triton_verify_run(options: Mapping[str, Any], model: str, full: Any) -> dict
     return {"options": doc, "report_name": report}
 
 
+def triton_verify_batches(
+    options: Mapping[str, Any], models: Iterable[str], full: Any
+) -> list[dict[str, Any]]:
+    """The verifier runs, each one container: a full verification runs one per model (its report
+    is fetched, its perf sweep has the server to itself); the quick check runs every model in one
+    (`dltk verify --options [doc, ...]`: one container start and one Python start in all)."""
+    runs = [triton_verify_run(options, model, full) for model in models]
+    batches = [[run] for run in runs] if _true(full) else ([runs] if runs else [])
+    return [
+        {
+            "models": [run["options"]["model"] for run in batch],
+            "documents": [run["options"] for run in batch],
+            "reports": [run["report_name"] for run in batch],
+        }
+        for batch in batches
+    ]
+
+
 def _true(value: Any) -> bool:
     """Ansible's truth of a variable given as a bool or a string (`-e x=false`)."""
     if isinstance(value, str):
@@ -83,4 +102,5 @@ class FilterModule:
             "triton_verify_models": triton_verify_models,
             "triton_verify_options": triton_verify_options,
             "triton_verify_run": triton_verify_run,
+            "triton_verify_batches": triton_verify_batches,
         }

@@ -28,7 +28,9 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of COMMANDS only: a command's parser is the same either
+    way (sub-parsers are independent), so `dltk release` need not import torch or tritonclient."""
     parser = argparse.ArgumentParser(
         prog="dltk",
         description="DLTK Deploy toolkit: export ONNX models, render/validate Triton model "
@@ -36,13 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dltk {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMANDS.values():
-        importlib.import_module(module_name).add_parser(subparsers)
+    for name, module_name in COMMANDS.items():
+        if commands is None or name in commands:
+            importlib.import_module(module_name).add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    # `dltk COMMAND ...` builds COMMAND's parser alone (each dltk start is on a deploy's path);
+    # anything else (--help, --version, a wrong command) the whole parser.
+    only = given[:1] if given and given[0] in COMMANDS else None
+    args = build_parser(only).parse_args(given)
     try:
         return int(args.func(args) or 0)
     except DltkError as exc:

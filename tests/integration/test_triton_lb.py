@@ -263,3 +263,24 @@ def test_bad_input_stops_before_anything_changes(fleet: dict, tmp_path: Path) ->
     assert "Nothing was changed" in proc.stdout
     assert changed_count(proc.stdout) == 0
     assert container_start(fleet["lb"]) == started
+
+
+def test_the_role_builds_its_image_when_absent(fleet: dict, tmp_path: Path) -> None:
+    """On a load balancer host without the image (a real one): the role copies its Dockerfile and
+    builds it (here from the project's base image; docker's layer cache may reuse the layers)."""
+    image = f"dltk/haproxy:test-{uuid.uuid4().hex[:8]}"
+    variables = {**fleet["vars"], "triton_lb_image": image, "triton_lb_image_build": True,
+                 "triton_lb_base_image": "dltk/debian-base:bookworm"}  # fmt: skip
+    try:
+        proc = play(tmp_path, variables)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert docker("image", "inspect", image).returncode == 0
+        used = docker("inspect", "-f", "{{.Config.Image}}", fleet["lb"]).stdout.strip()
+        assert used == image
+        dockerfile = Path(fleet["vars"]["triton_lb_dir"]) / "image" / "Dockerfile"
+        assert (
+            REPO_ROOT / "roles/triton_lb/files/Dockerfile"
+        ).read_text() == dockerfile.read_text()
+        assert infer_http(fleet["base"]) == [1.0, 2.0, 3.0, 4.0]
+    finally:
+        docker("rmi", "-f", image)

@@ -188,3 +188,34 @@ def test_dltk_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> No
     usage = capsys.readouterr().out
     for command in COMMANDS_BEFORE:
         assert f"\n    {command} " in usage or f"\n    {command}\n" in usage, command
+
+
+@pytest.mark.parametrize("command", COMMANDS_BEFORE)
+def test_a_command_gets_the_same_parser_built_alone(command: str) -> None:
+    """`dltk COMMAND` builds COMMAND's parser alone: its help and the arguments it parses are
+    the whole parser's."""
+
+    def sub(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        (subparsers,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return subparsers.choices[command]
+
+    alone, whole = cli.build_parser([command]), cli.build_parser()
+    assert sub(alone).format_help() == sub(whole).format_help()
+    (alone_subparsers,) = (a for a in alone._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(alone_subparsers.choices) == [command]
+
+
+def test_dltk_release_imports_no_other_command() -> None:
+    """The deploy's preflight runs `dltk release`: it does not import torch, numpy, tritonclient."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from dltk.cli import main; main(['release']); "
+        "heavy = sorted(m for m in ('numpy', 'torch', 'onnx', 'tritonclient', 'dltk.export') "
+        "if m in sys.modules); print('HEAVY', heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.splitlines()[-1] == "HEAVY []", out.stdout

@@ -66,3 +66,18 @@ def test_a_full_run_and_a_quick_check_are_named_apart() -> None:
     }
     quick = plan.triton_verify_run(options, "mnist", "False")
     assert quick["report_name"] == "mnist.quick.json" and quick["options"]["quick"] is True
+
+
+def test_a_full_verification_runs_one_container_per_model_the_quick_check_one_for_all() -> None:
+    options = plan.triton_verify_options(VARS)
+    full = plan.triton_verify_batches(options, ["mnist", "resnet"], "true")
+    assert [b["models"] for b in full] == [["mnist"], ["resnet"]]
+    assert full[1]["documents"] == [plan.triton_verify_run(options, "resnet", True)["options"]]
+    assert full[1]["reports"] == ["resnet.json"]
+    quick = plan.triton_verify_batches(options, ["mnist", "resnet"], False)
+    assert len(quick) == 1 and quick[0]["models"] == ["mnist", "resnet"]
+    assert quick[0]["documents"] == [
+        plan.triton_verify_run(options, m, False)["options"] for m in ("mnist", "resnet")
+    ]
+    assert quick[0]["reports"] == ["mnist.quick.json", "resnet.quick.json"]
+    assert plan.triton_verify_batches(options, [], False) == []

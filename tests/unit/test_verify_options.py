@@ -19,7 +19,7 @@ import pytest
 from dltk.cli import build_parser, main
 from dltk.errors import DltkError
 from dltk.perf import ConcurrencyRange
-from dltk.verify.cli import options_from_args
+from dltk.verify.cli import options_from_args, options_list_from_args
 from dltk.verify.options import FIELDS, load_options
 from dltk.verify.records import DEFAULT_TOLERANCES, Slo, Tolerance, VerifyOptions
 
@@ -386,3 +386,59 @@ def test_check_options_fails_with_one_line(capsys: pytest.CaptureFixture[str]) -
     assert main(["verify", "--check-options", "--options", json.dumps(document)]) == 1
     captured = capsys.readouterr()
     assert captured.err == f"dltk verify: error: {BAD['concurrency'][1]}\n" and not captured.out
+
+
+# --- an array of documents: one verification each, in one process (the role's quick check) ---
+
+
+def test_an_array_of_documents_gives_one_run_each_all_validated_first(tmp_path: Path) -> None:
+    second = {**DOCUMENT, "model": "other", "report": "/reports/other.quick.json"}
+    parser = build_parser()
+    inline = parser.parse_args(["verify", "--options", json.dumps([DOCUMENT, second])])
+    runs = options_list_from_args(inline)
+    assert [r.model for r in runs] == [DOCUMENT["model"], "other"]
+    assert runs[0] == from_argv("--options", json.dumps(DOCUMENT))
+    (tmp_path / "runs.json").write_text(json.dumps([DOCUMENT, second]))
+    from_file = parser.parse_args(["verify", "--options", str(tmp_path / "runs.json")])
+    assert options_list_from_args(from_file) == runs
+    # A flag applies to every run.
+    flagged = parser.parse_args(["verify", "--options", json.dumps([DOCUMENT, second]), "--quick"])
+    assert [r.quick for r in options_list_from_args(flagged)] == [True, True]
+    bad = {**second, "concurrency": "1:100"}
+    with pytest.raises(DltkError) as caught:
+        options_list_from_args(
+            parser.parse_args(["verify", "--options", json.dumps([DOCUMENT, bad])])
+        )
+    assert str(caught.value) == BAD["concurrency"][1]
+    with pytest.raises(DltkError, match="one run expected here, got 2"):
+        options_from_args(inline)
+
+
+def test_dltk_verify_runs_every_document_and_fails_when_one_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a TEST DOUBLE of the Verifier (no server): every run happens, in order; exit 1 when
+    any failed; a bad document stops all before the first run."""
+    import dltk.verify.verifier as verifier_module
+
+    ran: list[str] = []
+
+    class VerifierDouble:  # TEST DOUBLE: records the run, fails the model named "broken"
+        def __init__(self, opts: VerifyOptions) -> None:
+            self.opts = opts
+
+        def run(self) -> int:
+            ran.append(self.opts.model)
+            return 1 if self.opts.model == "broken" else 0
+
+    monkeypatch.setattr(verifier_module, "Verifier", VerifierDouble)
+    docs = [{**DOCUMENT, "model": m} for m in ("a", "broken", "c")]
+    assert main(["verify", "--options", json.dumps(docs)]) == 1
+    assert ran == ["a", "broken", "c"]
+    ran.clear()
+    assert main(["verify", "--options", json.dumps(docs[:1] + docs[2:])]) == 0
+    assert ran == ["a", "c"]
+    ran.clear()
+    bad = [docs[0], {**docs[2], "concurrency": "1:100"}]
+    assert main(["verify", "--options", json.dumps(bad)]) == 1
+    assert ran == []

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dltk.verify.options import FIELDS, check_files, load_options, read_document
+from dltk.errors import DltkError
+from dltk.verify.options import FIELDS, check_files, load_options, read_documents
 from dltk.verify.records import (
     DEFAULT_ATOL,
     DEFAULT_MIN_ACCURACY,
@@ -16,31 +17,45 @@ from dltk.verify.records import (
 # --- CLI ------------------------------------------------------------------------------------
 
 
-def document_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The options document of a command line: --options' document, the flags given over it
-    (flags left out are absent: their defaults are the loader's, not argparse's)."""
+def documents_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The options documents of a command line: --options' object (or each of its array), the
+    flags given over it (flags left out are absent: their defaults are the loader's, not
+    argparse's)."""
     given = getattr(args, "options", None)
-    document = read_document(given) if given else {}
-    document.update({k: v for k, v in vars(args).items() if k in FIELDS and v is not None})
-    return document
+    documents = read_documents(given) if given else [{}]
+    flags = {k: v for k, v in vars(args).items() if k in FIELDS and v is not None}
+    return [{**document, **flags} for document in documents]
+
+
+def options_list_from_args(
+    args: argparse.Namespace, *, check_only: bool = False
+) -> list[VerifyOptions]:
+    """Every run's options, all validated before any runs (one bad document: nothing runs)."""
+    runs = [load_options(d, need_model=not check_only) for d in documents_from_args(args)]
+    if not check_only:
+        for opts in runs:
+            check_files(opts)
+    return runs
 
 
 def options_from_args(args: argparse.Namespace, *, check_only: bool = False) -> VerifyOptions:
-    opts = load_options(document_from_args(args), need_model=not check_only)
-    if not check_only:
-        check_files(opts)
-    return opts
+    runs = options_list_from_args(args, check_only=check_only)
+    if len(runs) != 1:
+        raise DltkError(f"--options: one run expected here, got {len(runs)}")
+    return runs[0]
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     if getattr(args, "check_options", False):
-        opts = options_from_args(args, check_only=True)
-        perf = f"perf {opts.concurrency}" if opts.perf else "no perf sweep"
-        print(f"dltk verify: the options are valid ({perf})")
+        for opts in options_list_from_args(args, check_only=True):
+            perf = f"perf {opts.concurrency}" if opts.perf else "no perf sweep"
+            print(f"dltk verify: the options are valid ({perf})")
         return 0
     from dltk.verify.verifier import Verifier
 
-    return Verifier(options_from_args(args)).run()
+    # An array of documents runs one verification after the other in this process (the role's
+    # quick check: one container for every model); exit 1 when any of them failed.
+    return max(Verifier(opts).run() for opts in options_list_from_args(args))
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -59,7 +74,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE|JSON",
         help="the options as one JSON object (or a file holding it): keys are the flags' names "
         'with _ for -, e.g. {"url": "127.0.0.1:8000", "model": "mnist", "perf": true}; a flag '
-        "given too wins (the triton_verify role passes its options so)",
+        "given too wins (the triton_verify role passes its options so); an array of objects "
+        "runs one verification each, in order, all validated first (exit 1 when any fails)",
     )
     p.add_argument(
         "--check-options",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -226,11 +227,13 @@ FIELDS: dict[str, Field] = {
 # --- the document --------------------------------------------------------------------------
 
 
-def read_document(value: str) -> dict[str, Any]:
-    """`--options` as given: a JSON object, or the path of a file holding one."""
+def read_documents(value: str) -> list[dict[str, Any]]:
+    """`--options` as given: a JSON object, an array of objects (one run each, in one process),
+    or the path of a file holding either."""
     source = "--options"
     raw = value
-    if not value.lstrip().startswith("{"):
+    # Inline JSON: an object, or an array of objects (anything else names a file).
+    if not re.match(r"\s*(\{|\[\s*\{)", value):
         try:
             raw = Path(value).read_text(encoding="utf-8")
         except OSError as exc:
@@ -240,9 +243,10 @@ def read_document(value: str) -> dict[str, Any]:
         document = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise DltkError(f"{source}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(document, dict):
+    documents = document if isinstance(document, list) else [document]
+    if not documents or not all(isinstance(d, dict) for d in documents):
         raise DltkError(f'{source}: must be one JSON object of options, e.g. {{"url": ...}}')
-    return document
+    return documents
 
 
 def load_options(document: Mapping[str, Any], *, need_model: bool = True) -> VerifyOptions:
