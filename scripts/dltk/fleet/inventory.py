@@ -46,6 +46,9 @@ def fleet_inventory(count: int, data_root: str = "/srv/dltk-sandbox") -> dict[st
                         # name on the host's own docker network (roles/triton_lb/README.md).
                         "triton_lb_server_address": "{{ dltk_triton_container }}",
                         "triton_lb_server_network": "{{ dltk_triton_network }}",
+                        # Rolling deploys drain each host on this load balancer first
+                        # (playbooks/serve.yml, docs/rolling.md).
+                        "dltk_lb_host": LB_HOST,
                         # Each host verifies its answers; no per-host perf sweep (the fleet is
                         # measured through the load balancer).
                         "triton_verify_perf": False,
