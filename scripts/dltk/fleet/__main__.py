@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dltk.errors import DltkError
 from dltk.fleet import inventory, lb_runtime, traffic
+from dltk.fleet import load as fleet_load
 
 
 def _inventory(args: argparse.Namespace) -> int:
@@ -37,6 +38,59 @@ def _traffic(args: argparse.Namespace) -> int:
         return 1
     print(f"[fleet] every host served requests through the load balancer ({len(counts)} hosts)")
     return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    """Steady load through the LB around COMMAND; exit 1 when a request failed (or COMMAND's
+    exit status is not the expected one)."""
+    import json
+    import subprocess
+    import time
+
+    command = [a for a in args.command if a != "--"]
+    if not command:
+        raise DltkError("load: name the command to run under load after --")
+    send = fleet_load.triton_sender(args.http, args.grpc, args.model)
+    load = fleet_load.Load(send, args.workers, args.rate, args.max_seconds, args.max_requests)
+    load.start()
+    time.sleep(args.warmup_s)
+    start = load.now()
+    print(
+        f"[fleet load] {args.workers} workers x {args.rate:g} req/s; running: {' '.join(command)}"
+    )
+    try:
+        rc = subprocess.run(command, check=False, timeout=args.max_seconds).returncode
+    except subprocess.TimeoutExpired:
+        rc = -1
+    end = load.now()
+    time.sleep(args.cooldown_s)
+    samples = load.stop()
+    result = fleet_load.phases(samples, start, end)
+    served = fleet_load.last_versions(samples)
+    print(f"[fleet load] command exit {rc} after {end - start:.0f} s")
+    print(f"{'phase':<8} {'sent':>7} {'failed':>7} {'p99 ms':>9}  versions answered")
+    for ph in result:
+        p99 = "-" if ph.p99_ms is None else f"{ph.p99_ms:.1f}"
+        versions = ", ".join(f"v{v}: {n}" for v, n in ph.versions.items()) or "-"
+        print(f"{ph.name:<8} {ph.sent:>7} {ph.failed:>7} {p99:>9}  {versions}")
+        for error, n in list(ph.errors.items())[:3]:
+            print(f"{'':<8} {n:>7} x {error}")
+    print(f"[fleet load] served at the end: {', '.join(f'v{v}: {n}' for v, n in served.items())}")
+    failed = sum(ph.failed for ph in result)
+    if args.json:
+        doc = {
+            "command": command,
+            "exit": rc,
+            "phases": [vars(ph) for ph in result],
+            "served_at_end": served,
+            "sent": len(samples),
+            "failed": failed,
+        }
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    expected = rc != 0 if args.expect_command_failure else rc == 0
+    print(f"[fleet load] {len(samples)} requests sent, {failed} failed")
+    return 0 if failed == 0 and expected else 1
 
 
 def _lb(args: argparse.Namespace) -> int:
@@ -73,6 +127,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=40, help="per protocol")
     p.add_argument("--lb-container", default="", help="also print the LB's per-server counts")
     p.set_defaults(func=_traffic)
+    p = sub.add_parser(
+        "load", help="steady inference load through the LB around a command; failures counted"
+    )
+    p.add_argument("--http", required=True, help="the LB's HTTP HOST:PORT")
+    p.add_argument("--grpc", required=True, help="the LB's gRPC HOST:PORT")
+    p.add_argument("--model", default="mnist")
+    p.add_argument("--workers", type=int, default=4, help="client threads, HTTP and gRPC alike")
+    p.add_argument("--rate", type=float, default=10.0, help="requests per second per worker")
+    p.add_argument("--warmup-s", type=float, default=5.0, help="load before the command")
+    p.add_argument("--cooldown-s", type=float, default=5.0, help="load after the command")
+    p.add_argument("--max-seconds", type=float, default=900.0, help="bound on the whole run")
+    p.add_argument("--max-requests", type=int, default=200_000, help="bound on requests")
+    p.add_argument("--expect-command-failure", action="store_true", help="the command must fail")
+    p.add_argument("--json", help="write the result to this file")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    p.set_defaults(func=_load)
     p = sub.add_parser("lb", help="the LB's runtime API: servers | drain S | maint S | ready S")
     p.add_argument("--container", required=True)
     p.add_argument("action", choices=["servers", *lb_runtime.STATES])

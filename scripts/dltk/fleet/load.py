@@ -1,0 +1,189 @@
+"""Steady inference load through the load balancer while something else runs (a rollout), and
+what it saw: requests sent and failed, p99 latency before / during / after, the model versions
+that answered. Bounded: each worker stops at the deadline or after its share of requests.
+
+    python -m dltk.fleet load --http 127.0.0.1:18490 --grpc 127.0.0.1:18491 --model mnist \\
+        -- ansible-playbook deploy.yml -i build/fleet/inventory.yml -e dltk_hosts=sandbox
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dltk.errors import DltkError
+
+PHASES = ("before", "during", "after")
+
+
+@dataclass(frozen=True)
+class Sample:
+    at_s: float  # seconds since the load started, when the request was sent
+    protocol: str
+    ok: bool
+    latency_ms: float
+    version: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    sent: int
+    failed: int
+    p99_ms: float | None
+    versions: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+def p99(values: Sequence[float]) -> float | None:
+    """The 99th percentile (nearest rank), None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, -(-99 * len(ordered) // 100) - 1)]
+
+
+def phases(samples: Sequence[Sample], start_s: float, end_s: float) -> list[Phase]:
+    """Split SAMPLES at the run's start and end (seconds since the load started)."""
+    buckets: dict[str, list[Sample]] = {name: [] for name in PHASES}
+    for s in samples:
+        name = "before" if s.at_s < start_s else ("during" if s.at_s <= end_s else "after")
+        buckets[name].append(s)
+    out = []
+    for name in PHASES:
+        group = buckets[name]
+        versions: dict[str, int] = {}
+        errors: dict[str, int] = {}
+        for s in group:
+            if s.ok:
+                versions[s.version] = versions.get(s.version, 0) + 1
+            else:
+                errors[s.error] = errors.get(s.error, 0) + 1
+        out.append(
+            Phase(
+                name=name,
+                sent=len(group),
+                failed=sum(1 for s in group if not s.ok),
+                p99_ms=p99([s.latency_ms for s in group if s.ok]),
+                versions=dict(sorted(versions.items())),
+                errors=dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+            )
+        )
+    return out
+
+
+def last_versions(samples: Sequence[Sample], tail: int = 20) -> dict[str, int]:
+    """The versions that answered the last TAIL successful requests (what is served at the end)."""
+    ok = [s for s in samples if s.ok][-tail:]
+    counts: dict[str, int] = {}
+    for s in ok:
+        counts[s.version] = counts.get(s.version, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:120]
+
+
+class Load:
+    """WORKERS threads, alternating HTTP and gRPC clients, each sending one request at a time
+    with at most RATE requests per second per worker, until stop() or MAX_SECONDS or
+    MAX_REQUESTS in all."""
+
+    def __init__(
+        self,
+        send: Callable[[str], str],
+        workers: int = 4,
+        rate: float = 10.0,
+        max_seconds: float = 900.0,
+        max_requests: int = 200_000,
+    ) -> None:
+        if workers < 1 or rate <= 0 or max_seconds <= 0 or max_requests < 1:
+            raise DltkError("load: workers >= 1, rate > 0, max seconds > 0, max requests >= 1")
+        self.send, self.workers, self.rate = send, workers, rate
+        self.max_seconds, self.max_requests = max_seconds, max_requests
+        self.samples: list[Sample] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.t0 = 0.0
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _worker(self, protocol: str, quota: int) -> None:
+        interval = 1.0 / self.rate
+        for _ in range(quota):
+            if self._stop.is_set() or self.now() > self.max_seconds:
+                return
+            sent = self.now()
+            try:
+                version = self.send(protocol)
+                sample = Sample(sent, protocol, True, (self.now() - sent) * 1000, version)
+            except Exception as exc:  # every failure counts, whatever the client raised
+                sample = Sample(
+                    sent, protocol, False, (self.now() - sent) * 1000, "", _first_line(exc)
+                )
+            with self._lock:
+                self.samples.append(sample)
+            self._stop.wait(max(0.0, interval - (self.now() - sent)))
+
+    def start(self) -> Load:
+        self.t0 = time.monotonic()
+        quota = max(1, self.max_requests // self.workers)
+        for i in range(self.workers):
+            protocol = "http" if i % 2 == 0 else "grpc"
+            t = threading.Thread(target=self._worker, args=(protocol, quota), daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> list[Sample]:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+        with self._lock:
+            return sorted(self.samples, key=lambda s: s.at_s)
+
+
+def triton_sender(
+    http_url: str, grpc_url: str, model: str, timeout_s: float = 10.0
+) -> Callable[[str], str]:
+    """send(protocol) -> the model version that answered: one inference of MODEL (zeros of its
+    metadata's shapes) through the load balancer, a client per thread (kept alive)."""
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+
+    from dltk.fleet.traffic import zeros_inputs
+
+    inputs = zeros_inputs(httpclient.InferenceServerClient(http_url).get_model_metadata(model))
+    local = threading.local()
+
+    def send(protocol: str) -> str:
+        if protocol == "http":
+            client = getattr(local, "http", None) or httpclient.InferenceServerClient(
+                http_url, connection_timeout=timeout_s, network_timeout=timeout_s
+            )
+            local.http = client
+            args = []
+            for name, shape, dt, arr in inputs:
+                i = httpclient.InferInput(name, shape, dt)
+                i.set_data_from_numpy(arr)
+                args.append(i)
+            response: Any = client.infer(model, args).get_response()
+            return str(response.get("model_version", ""))
+        client = getattr(local, "grpc", None) or grpcclient.InferenceServerClient(grpc_url)
+        local.grpc = client
+        args = []
+        for name, shape, dt, arr in inputs:
+            i = grpcclient.InferInput(name, shape, dt)
+            i.set_data_from_numpy(arr)
+            args.append(i)
+        return str(client.infer(model, args, client_timeout=timeout_s).get_response().model_version)
+
+    return send
