@@ -66,3 +66,15 @@ def test_stop_ends_the_workers_early() -> None:
 def test_bad_bounds_are_refused() -> None:
     with pytest.raises(DltkError, match="workers >= 1"):
         Load(lambda p: "", workers=0)
+
+
+def test_an_answer_id_tells_weights_apart_under_one_version_number() -> None:
+    import numpy as np
+
+    from dltk.fleet.load import answer_id
+
+    a = answer_id("1", np.array([[0.1, 0.2]], dtype=np.float32))
+    assert a.startswith("1/") and len(a) == 10
+    assert answer_id("1", np.array([[0.10000001, 0.2]], dtype=np.float32)) == a  # rounding
+    assert answer_id("1", np.array([[0.3, 0.2]], dtype=np.float32)) != a
+    assert answer_id("2", np.array([[0.1, 0.2]], dtype=np.float32)).startswith("2/")

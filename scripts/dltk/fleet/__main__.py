@@ -68,7 +68,7 @@ def _load(args: argparse.Namespace) -> int:
     result = fleet_load.phases(samples, start, end)
     served = fleet_load.last_versions(samples)
     print(f"[fleet load] command exit {rc} after {end - start:.0f} s")
-    print(f"{'phase':<8} {'sent':>7} {'failed':>7} {'p99 ms':>9}  versions answered")
+    print(f"{'phase':<8} {'sent':>7} {'failed':>7} {'p99 ms':>9}  answers (version/answer digest)")
     for ph in result:
         p99 = "-" if ph.p99_ms is None else f"{ph.p99_ms:.1f}"
         versions = ", ".join(f"v{v}: {n}" for v, n in ph.versions.items()) or "-"
