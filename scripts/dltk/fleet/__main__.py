@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -43,54 +44,76 @@ def _traffic(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace) -> int:
     """Steady load through the LB around COMMAND; exit 1 when a request failed (or COMMAND's
     exit status is not the expected one)."""
-    import json
-    import subprocess
-    import time
-
     command = [a for a in args.command if a != "--"]
     if not command:
         raise DltkError("load: name the command to run under load after --")
     send = fleet_load.triton_sender(args.http, args.grpc, args.model)
-    load = fleet_load.Load(send, args.workers, args.rate, args.max_seconds, args.max_requests)
-    load.start()
-    time.sleep(args.warmup_s)
-    start = load.now()
     print(
         f"[fleet load] {args.workers} workers x {args.rate:g} req/s; running: {' '.join(command)}"
     )
-    try:
-        rc = subprocess.run(command, check=False, timeout=args.max_seconds).returncode
-    except subprocess.TimeoutExpired:
-        rc = -1
-    end = load.now()
-    time.sleep(args.cooldown_s)
-    samples = load.stop()
-    result = fleet_load.phases(samples, start, end)
-    served = fleet_load.last_versions(samples)
-    print(f"[fleet load] command exit {rc} after {end - start:.0f} s")
-    print(f"{'phase':<8} {'sent':>7} {'failed':>7} {'p99 ms':>9}  answers (version/answer digest)")
-    for ph in result:
-        p99 = "-" if ph.p99_ms is None else f"{ph.p99_ms:.1f}"
-        versions = ", ".join(f"v{v}: {n}" for v, n in ph.versions.items()) or "-"
-        print(f"{ph.name:<8} {ph.sent:>7} {ph.failed:>7} {p99:>9}  {versions}")
-        for error, n in list(ph.errors.items())[:3]:
-            print(f"{'':<8} {n:>7} x {error}")
-    print(f"[fleet load] served at the end: {', '.join(f'v{v}: {n}' for v, n in served.items())}")
-    failed = sum(ph.failed for ph in result)
+    result = fleet_load.under_load(
+        send,
+        command,
+        workers=args.workers,
+        rate=args.rate,
+        warmup_s=args.warmup_s,
+        cooldown_s=args.cooldown_s,
+        max_seconds=args.max_seconds,
+        max_requests=args.max_requests,
+    )
+    for line in fleet_load.result_lines(result):
+        print(f"[fleet load] {line}")
     if args.json:
-        doc = {
-            "command": command,
-            "exit": rc,
-            "phases": [vars(ph) for ph in result],
-            "served_at_end": served,
-            "sent": len(samples),
-            "failed": failed,
-        }
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
-    expected = rc != 0 if args.expect_command_failure else rc == 0
-    print(f"[fleet load] {len(samples)} requests sent, {failed} failed")
-    return 0 if failed == 0 and expected else 1
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    expected = result["exit"] != 0 if args.expect_command_failure else result["exit"] == 0
+    return 0 if result["failed"] == 0 and expected else 1
+
+
+def _rollouts(args: argparse.Namespace) -> int:
+    """The zero-failure scenarios (dltk.fleet.rollouts) on the fleet sandbox."""
+    from dltk.fleet import rollouts
+
+    root = Path(__file__).resolve().parents[3]
+    work = Path(args.work)
+    chosen = rollouts.scenarios(root, work)
+    if args.only:
+        names = args.only.split(",")
+        unknown = sorted(set(names) - set(rollouts.SCENARIOS))
+        if unknown:
+            raise DltkError(
+                f"rollouts: unknown scenario {', '.join(unknown)}: choose from "
+                f"{', '.join(rollouts.SCENARIOS)}"
+            )
+        chosen = [s for s in chosen if s.name in names]
+    send = fleet_load.triton_sender(args.http, args.grpc, args.model)
+    deploy = [
+        "ansible-playbook",
+        str(root / "deploy.yml"),
+        "-i",
+        args.inventory,
+        "-e",
+        "dltk_hosts=sandbox",
+        *(["-e", f"dltk_rollout_batch={args.batch}"] if args.batch else []),
+    ]
+
+    def measure(command: list[str]) -> dict:
+        result = fleet_load.under_load(
+            send, command, workers=args.workers, rate=args.rate, max_seconds=args.max_seconds
+        )
+        for line in fleet_load.result_lines(result):
+            print(f"[fleet rollouts]   {line}", flush=True)
+        return result
+
+    results = rollouts.run(
+        chosen, deploy, measure, lambda m: print(f"[fleet rollouts] {m}", flush=True)
+    )
+    for line in rollouts.summary_lines(results):
+        print(line)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0 if all(r["verdict"] == "ok" for r in results) else 1
 
 
 def _lb(args: argparse.Namespace) -> int:
@@ -143,6 +166,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the result to this file")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     p.set_defaults(func=_load)
+    p = sub.add_parser(
+        "rollouts", help="deploy.yml rollouts under load through the LB; 0 failed requests each"
+    )
+    p.add_argument("--inventory", default="build/fleet/inventory.yml")
+    p.add_argument("--http", default="127.0.0.1:18490", help="the LB's HTTP HOST:PORT")
+    p.add_argument("--grpc", default="127.0.0.1:18491", help="the LB's gRPC HOST:PORT")
+    p.add_argument("--model", default="mnist")
+    p.add_argument("--only", help="comma-separated scenarios (default: all, in order)")
+    p.add_argument("--batch", help="dltk_rollout_batch (default: the playbook's, 25%%)")
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--rate", type=float, default=10.0, help="requests per second per worker")
+    p.add_argument("--max-seconds", type=float, default=900.0, help="bound per deploy.yml")
+    p.add_argument("--work", default="build/fleet/rollouts", help="the scenarios' manifests")
+    p.add_argument("--json", default="build/fleet/rollouts.json")
+    p.set_defaults(func=_rollouts)
     p = sub.add_parser("lb", help="the LB's runtime API: servers | drain S | maint S | ready S")
     p.add_argument("--container", required=True)
     p.add_argument("action", choices=["servers", *lb_runtime.STATES])

@@ -203,3 +203,56 @@ def triton_sender(
         return answer_id(str(result.get_response().model_version), result.as_numpy(output))
 
     return send
+
+
+def under_load(
+    send: Callable[[str], str],
+    command: Sequence[str],
+    *,
+    workers: int = 4,
+    rate: float = 10.0,
+    warmup_s: float = 5.0,
+    cooldown_s: float = 5.0,
+    max_seconds: float = 900.0,
+    max_requests: int = 200_000,
+) -> dict[str, Any]:
+    """Run COMMAND while LOAD runs (WARMUP_S before, COOLDOWN_S after); what the load saw."""
+    import subprocess
+
+    load = Load(send, workers, rate, max_seconds + warmup_s + cooldown_s, max_requests).start()
+    time.sleep(warmup_s)
+    start = load.now()
+    try:
+        rc = subprocess.run(list(command), check=False, timeout=max_seconds).returncode
+    except subprocess.TimeoutExpired:
+        rc = -1
+    end = load.now()
+    time.sleep(cooldown_s)
+    samples = load.stop()
+    result = phases(samples, start, end)
+    return {
+        "command": list(command),
+        "exit": rc,
+        "seconds": round(end - start, 1),
+        "load": {"workers": workers, "rate_per_worker": rate},
+        "phases": [vars(ph) for ph in result],
+        "served_at_end": last_versions(samples),
+        "sent": len(samples),
+        "failed": sum(ph.failed for ph in result),
+    }
+
+
+def result_lines(result: dict[str, Any]) -> list[str]:
+    """The table a person reads (pure)."""
+    lines = [
+        f"command exit {result['exit']} after {result['seconds']:.0f} s",
+        f"{'phase':<8} {'sent':>7} {'failed':>7} {'p99 ms':>9}  answers (version/answer digest)",
+    ]
+    for ph in result["phases"]:
+        p99_text = "-" if ph["p99_ms"] is None else f"{ph['p99_ms']:.1f}"
+        answers = ", ".join(f"v{v}: {n}" for v, n in ph["versions"].items()) or "-"
+        lines.append(f"{ph['name']:<8} {ph['sent']:>7} {ph['failed']:>7} {p99_text:>9}  {answers}")
+        lines += [f"{'':<8} {n:>7} x {error}" for error, n in list(ph["errors"].items())[:3]]
+    served = ", ".join(f"v{v}: {n}" for v, n in result["served_at_end"].items())
+    lines.append(f"served at the end: {served}; {result['sent']} sent, {result['failed']} failed")
+    return lines
