@@ -14,7 +14,14 @@ from dltk.fleet import rollouts
 
 
 def _result(failed: int = 0, exit_code: int = 0) -> dict:
-    phase = {"name": "", "sent": 10, "failed": 0, "p99_ms": 5.0, "versions": {}, "errors": {}}
+    phase = {
+        "name": "",
+        "sent": 10,
+        "failed": 0,
+        "p99_ms": 5.0,
+        "versions": {"1/abcd0123": 10},
+        "errors": {},
+    }
     return {
         "exit": exit_code,
         "failed": failed,
@@ -35,6 +42,10 @@ def test_a_scenario_passes_only_with_no_failed_request_and_the_expected_exit() -
         "deploy.yml passed although verification should fail"
     )
     assert rollouts.verdict(failing, _result(failed=1, exit_code=2)) == "1 failed requests"
+    # After a failed rollout only what answered before answers.
+    new_answers = {**_result(exit_code=2), "served_at_end": {"1/ffff0000": 3, "1/abcd0123": 17}}
+    new_answers["phases"][0]["versions"] = {"1/abcd0123": 10}
+    assert rollouts.verdict(failing, new_answers) == "the failed version answers at the end"
 
 
 def test_the_scenarios_each_roll_one_change_on_top_of_the_last(

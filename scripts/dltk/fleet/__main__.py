@@ -75,7 +75,7 @@ def _rollouts(args: argparse.Namespace) -> int:
     from dltk.fleet import rollouts
 
     root = Path(__file__).resolve().parents[3]
-    work = Path(args.work)
+    work = Path(args.work).resolve()  # deploy.yml resolves a relative manifest elsewhere
     chosen = rollouts.scenarios(root, work)
     if args.only:
         names = args.only.split(",")

@@ -78,6 +78,9 @@ def verdict(scenario: Scenario, result: dict[str, Any]) -> str:
         problems.append(f"{result['failed']} failed requests")
     if scenario.expect_failure and result["exit"] == 0:
         problems.append("deploy.yml passed although verification should fail")
+    before = next(p["versions"] for p in result["phases"] if p["name"] == "before")
+    if scenario.expect_failure and set(result["served_at_end"]) - set(before):
+        problems.append("the failed version answers at the end")
     if not scenario.expect_failure and result["exit"] != 0:
         problems.append(f"deploy.yml failed (exit {result['exit']})")
     return "; ".join(problems) or "ok"
