@@ -170,7 +170,7 @@ def triton_sender(
     import tritonclient.grpc as grpcclient
     import tritonclient.http as httpclient
 
-    from dltk.fleet.traffic import zeros_inputs
+    from dltk.fleet.traffic import infer_inputs, zeros_inputs
 
     metadata = httpclient.InferenceServerClient(http_url).get_model_metadata(model)
     inputs = zeros_inputs(metadata)
@@ -183,23 +183,13 @@ def triton_sender(
                 http_url, connection_timeout=timeout_s, network_timeout=timeout_s
             )
             local.http = client
-            args = []
-            for name, shape, dt, arr in inputs:
-                i = httpclient.InferInput(name, shape, dt)
-                i.set_data_from_numpy(arr)
-                args.append(i)
-            result: Any = client.infer(model, args)
+            result: Any = client.infer(model, infer_inputs(httpclient, inputs))
             return answer_id(
                 str(result.get_response().get("model_version", "")), result.as_numpy(output)
             )
         client = getattr(local, "grpc", None) or grpcclient.InferenceServerClient(grpc_url)
         local.grpc = client
-        args = []
-        for name, shape, dt, arr in inputs:
-            i = grpcclient.InferInput(name, shape, dt)
-            i.set_data_from_numpy(arr)
-            args.append(i)
-        result = client.infer(model, args, client_timeout=timeout_s)
+        result = client.infer(model, infer_inputs(grpcclient, inputs), client_timeout=timeout_s)
         return answer_id(str(result.get_response().model_version), result.as_numpy(output))
 
     return send

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,19 @@ def zeros_inputs(metadata: Mapping) -> list[tuple[str, list[int], str, np.ndarra
     return out
 
 
+def infer_inputs(
+    client_module: Any, inputs: Sequence[tuple[str, list[int], str, np.ndarray]]
+) -> list:
+    """The InferInput objects of tritonclient.http or tritonclient.grpc (CLIENT_MODULE) for
+    zeros_inputs' arrays."""
+    args = []
+    for name, shape, dt, arr in inputs:
+        item = client_module.InferInput(name, shape, dt)
+        item.set_data_from_numpy(arr)
+        args.append(item)
+    return args
+
+
 def success_counts(urls: Mapping[str, str], model: str) -> dict[str, float]:
     """host -> nv_inference_request_success of `model` on that host's metrics URL."""
     return {h: metrics.model_metrics(metrics.scrape(u), model).success for h, u in urls.items()}
@@ -53,22 +67,12 @@ def send(http_url: str, grpc_url: str, model: str, requests: int) -> tuple[int, 
     ok_http = ok_grpc = 0
     for _ in range(requests):
         client = httpclient.InferenceServerClient(http_url)
-        args = []
-        for name, shape, dt, arr in inputs:
-            i = httpclient.InferInput(name, shape, dt)
-            i.set_data_from_numpy(arr)
-            args.append(i)
-        client.infer(model, args)
+        client.infer(model, infer_inputs(httpclient, inputs))
         client.close()
         ok_http += 1
     for _ in range(requests):
         client = grpcclient.InferenceServerClient(grpc_url)
-        args = []
-        for name, shape, dt, arr in inputs:
-            i = grpcclient.InferInput(name, shape, dt)
-            i.set_data_from_numpy(arr)
-            args.append(i)
-        client.infer(model, args)
+        client.infer(model, infer_inputs(grpcclient, inputs))
         client.close()
         ok_grpc += 1
     return ok_http, ok_grpc
