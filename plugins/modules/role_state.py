@@ -18,7 +18,7 @@ description:
     the host as O(observe) says; returns C(converged=true) (and the recorded C(outputs)) when the
     inputs digest and every observation are the recorded ones. Read-only; runs in check mode.
   - With O(state=record), observes the host and writes the record (only when it differs; not in
-    check mode). Never reports a change (the record is the roles' bookkeeping, not the host's state).
+    check mode). Never reports a change (the record is the roles' bookkeeping, not host state).
   - Use through the action plugin of the same name, which computes O(inputs) on the control node
     from the role's variables (C(<role>_*) and C(dltk_*)), a few facts, the collection's code and
     control-node files, and writes the record at C(<dltk_state_dir>/roles/<role>.json). The action

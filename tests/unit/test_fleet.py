@@ -38,7 +38,8 @@ def test_inventory_groups_and_how_the_lb_reaches_each_host() -> None:
     assert inv["sandbox"]["vars"]["triton_lb_server_address"] == "{{ dltk_triton_container }}"
     assert inv["sandbox"]["vars"]["triton_lb_server_network"] == "{{ dltk_triton_network }}"
     assert inv["sandbox"]["vars"]["triton_verify_perf"] is False
-    assert inv["sandbox"]["vars"]["dltk_lb_host"] == inventory.LB_HOST  # rolling deploys drain there
+    # Rolling deploys drain the hosts there.
+    assert inv["sandbox"]["vars"]["dltk_lb_host"] == inventory.LB_HOST
     lb = inv["triton_lb"]["hosts"]["dltk-fleet-lb"]
     assert lb["triton_lb_backend_group"] == "sandbox"
     assert (lb["triton_lb_http_port"], lb["triton_lb_grpc_port"]) == (18490, 18491)
