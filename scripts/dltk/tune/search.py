@@ -1,0 +1,167 @@
+"""Our own search (pure; the measuring is passed in): a quick search over the model config with
+an early-stopping concurrency sweep, then successive halving's second rung on the finalists.
+
+1. Screen (short perf windows): start in the middle of the space and climb, one dimension at a
+   time, to the best neighbour (Triton model-analyzer's quick search), until no neighbour beats
+   the current variant by more than `min_gain` (noise) or `max_variants` were screened. Each
+   variant's concurrency sweep goes up the levels and stops at the first level over the p99
+   budget (more concurrency only queues more) or when throughput stopped rising.
+2. Confirm (full perf windows, as the brute force measures): the `finalists` best screened
+   variants at their best screened levels; the best confirmed point within the budget wins.
+Why this and not optuna or plain successive halving: docs/tuning.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from dltk.errors import DltkError
+from dltk.tune.space import Point, Space, Variant, best_point
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How long perf_analyzer measures one point."""
+
+    name: str
+    interval_ms: int
+    max_trials: int
+    stability: float
+
+
+SCREEN = Fidelity("screen", interval_ms=400, max_trials=3, stability=50.0)
+CONFIRM = Fidelity("confirm", interval_ms=1000, max_trials=5, stability=25.0)
+
+# Measures one variant at one concurrency with a fidelity (loading the variant when it is not
+# the one loaded). Raises DltkError when it cannot; the search records a failed point then.
+MeasureOne = Callable[[Variant, int, Fidelity], Point]
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    budget_ms: float
+    max_variants: int = 10  # screened at most
+    finalists: int = 2
+    confirm_levels: int = 2  # best screened levels re-measured per finalist
+    min_gain: float = 0.05  # a move or a higher level must beat the best by 5 % (noise)
+    screen: Fidelity = SCREEN
+    confirm: Fidelity = CONFIRM
+
+
+@dataclass
+class Trial:
+    """One measured point, or a failure, with the stage that asked for it."""
+
+    stage: str
+    variant: Variant
+    concurrency: int
+    point: Point | None
+    error: str = ""
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class SearchResult:
+    best: Point | None
+    trials: list[Trial] = field(default_factory=list)
+
+    def points(self, stage: str | None = None) -> list[Point]:
+        return [t.point for t in self.trials if t.point and (stage is None or t.stage == stage)]
+
+
+def _measure(
+    measure: MeasureOne,
+    variant: Variant,
+    concurrency: int,
+    fidelity: Fidelity,
+    trials: list[Trial],
+    clock: Callable[[], float],
+) -> Point | None:
+    started = clock()
+    try:
+        point: Point | None = measure(variant, concurrency, fidelity)
+        error = ""
+    except DltkError as exc:
+        point, error = None, str(exc)
+    trials.append(Trial(fidelity.name, variant, concurrency, point, error, clock() - started))
+    return point
+
+
+def sweep(
+    measure: MeasureOne,
+    variant: Variant,
+    levels: Sequence[int],
+    fidelity: Fidelity,
+    opts: SearchOptions,
+    trials: list[Trial],
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Point]:
+    """Ascending concurrency levels until one is over the budget, fails, or gains < min_gain."""
+    points: list[Point] = []
+    best = 0.0
+    for level in levels:
+        point = _measure(measure, variant, level, fidelity, trials, clock)
+        if point is None:
+            break
+        points.append(point)
+        if not point.within(opts.budget_ms):
+            break
+        if best and point.throughput < best * (1 + opts.min_gain):
+            break
+        best = max(best, point.throughput)
+    return points
+
+
+def score(points: Sequence[Point], budget_ms: float) -> float:
+    found = best_point(points, budget_ms)
+    return found.throughput if found else 0.0
+
+
+def quick_search(
+    space: Space,
+    measure: MeasureOne,
+    opts: SearchOptions,
+    clock: Callable[[], float] = time.monotonic,
+) -> SearchResult:
+    """Screen by hill climbing, confirm the finalists (see the module's docstring)."""
+    trials: list[Trial] = []
+    screened: dict[Variant, list[Point]] = {}
+
+    def screen(variant: Variant) -> None:
+        if variant in screened or len(screened) >= opts.max_variants:
+            return
+        screened[variant] = sweep(
+            measure, variant, space.concurrency, opts.screen, opts, trials, clock
+        )
+
+    def value(variant: Variant) -> float:
+        return score(screened.get(variant, []), opts.budget_ms)
+
+    current = space.start()
+    screen(current)
+    while len(screened) < opts.max_variants:
+        for neighbour in space.neighbors(current):
+            screen(neighbour)
+        candidates = [n for n in space.neighbors(current) if n in screened]
+        if not candidates:
+            break
+        challenger = max(candidates, key=value)
+        if value(challenger) <= value(current) * (1 + opts.min_gain) or value(challenger) == 0:
+            break
+        current = challenger
+
+    ranked = sorted((v for v in screened if value(v) > 0), key=value, reverse=True)
+    confirmed: list[Point] = []
+    for variant in ranked[: opts.finalists]:
+        within = [p for p in screened[variant] if p.within(opts.budget_ms)]
+        levels = sorted(
+            p.concurrency
+            for p in sorted(within, key=lambda p: p.throughput, reverse=True)[: opts.confirm_levels]
+        )
+        for level in levels:
+            point = _measure(measure, variant, level, opts.confirm, trials, clock)
+            if point is not None:
+                confirmed.append(point)
+    return SearchResult(best=best_point(confirmed, opts.budget_ms), trials=trials)
