@@ -98,17 +98,24 @@ def test_sweep_stops_when_throughput_stops_rising() -> None:
     assert flat.calls == []
 
 
-def test_a_failed_measurement_is_recorded_and_ends_the_sweep() -> None:
+def test_a_failed_level_is_recorded_and_skipped_two_in_a_row_end_the_sweep() -> None:
     def failing(v: Variant, c: int, f: Fidelity) -> Point:
-        if c == 4:
-            raise DltkError("perf_analyzer failed (exit 99): boom")
+        if c in (2, 8, 16):
+            raise DltkError(f"perf_analyzer failed (exit 99): boom at {c}")
         return model(v, c)
 
     trials: list = []
     points = sweep(failing, Variant(2, 16, 100), SPACE.concurrency, SCREEN,
                    SearchOptions(budget_ms=BUDGET_MS), trials)  # fmt: skip
-    assert [p.concurrency for p in points] == [1, 2]
-    assert trials[-1].point is None and "boom" in trials[-1].error
+    assert [p.concurrency for p in points] == [1, 4]
+    assert [(t.concurrency, t.point is None) for t in trials] == [
+        (1, False),
+        (2, True),
+        (4, False),
+        (8, True),
+        (16, True),
+    ]
+    assert "boom at 16" in trials[-1].error
 
 
 def test_nothing_within_the_budget_gives_no_best() -> None:

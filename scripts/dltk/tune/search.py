@@ -5,7 +5,8 @@ an early-stopping concurrency sweep, then successive halving's second rung on th
    time, to the best neighbour (Triton model-analyzer's quick search), until no neighbour beats
    the current variant by more than `min_gain` (noise) or `max_variants` were screened. Each
    variant's concurrency sweep goes up the levels and stops at the first level over the p99
-   budget (more concurrency only queues more) or when throughput stopped rising.
+   budget (more concurrency only queues more), when throughput stopped rising, or after two
+   failed levels in a row.
 2. Confirm (full perf windows, as the brute force measures): the `finalists` best screened
    variants at their best screened levels; the best confirmed point within the budget wins.
 Why this and not optuna or plain successive halving: docs/tuning.md.
@@ -31,8 +32,10 @@ class Fidelity:
     stability: float
 
 
-SCREEN = Fidelity("screen", interval_ms=400, max_trials=3, stability=50.0)
-CONFIRM = Fidelity("confirm", interval_ms=1000, max_trials=5, stability=25.0)
+# Screening windows are short and loose (only the ranking matters, and the confirm rung re-measures
+# the finalists); confirm windows are the brute force's (2 cores shared: 50 % stability).
+SCREEN = Fidelity("screen", interval_ms=400, max_trials=3, stability=100.0)
+CONFIRM = Fidelity("confirm", interval_ms=1000, max_trials=5, stability=50.0)
 
 # Measures one variant at one concurrency with a fidelity (loading the variant when it is not
 # the one loaded). Raises DltkError when it cannot; the search records a failed point then.
@@ -98,13 +101,19 @@ def sweep(
     trials: list[Trial],
     clock: Callable[[], float] = time.monotonic,
 ) -> list[Point]:
-    """Ascending concurrency levels until one is over the budget, fails, or gains < min_gain."""
+    """Ascending concurrency levels until one is over the budget or gains < min_gain, or two
+    levels in a row failed to measure (one failure is noise on a busy machine: skipped)."""
     points: list[Point] = []
     best = 0.0
+    failed = 0
     for level in levels:
         point = _measure(measure, variant, level, fidelity, trials, clock)
         if point is None:
-            break
+            failed += 1
+            if failed >= 2:
+                break
+            continue
+        failed = 0
         points.append(point)
         if not point.within(opts.budget_ms):
             break
