@@ -39,8 +39,13 @@ def cmd_bench_tune(args: argparse.Namespace) -> int:
         err.print(f"brute force: {len(brute.points())} points in {brute.wall_s:.1f} s, "
                   f"best {brute.best}")  # fmt: skip
         if tuned.best is None or brute.best is None:
+            write_report(opts.out, tuned, [brute])
+            write_report(opts.out, brute, [tuned])
             which = "our search" if tuned.best is None else "the brute force"
-            raise DltkError(f"{which} found no config within the p99 budget; raise --budget-ms")
+            raise DltkError(
+                f"{which} found no config within the p99 budget; raise --budget-ms "
+                f"(reports: {opts.out})"
+            )
         same = (tuned.best.variant, tuned.best.concurrency) == (
             brute.best.variant,
             brute.best.concurrency,

@@ -39,7 +39,8 @@ def options_from_args(args: argparse.Namespace) -> TuneOptions:
         concurrency=parse_values(args.concurrency, "--concurrency"),
     )
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(args.out) if args.out else REPO_ROOT / "build" / "tune" / args.model / stamp
+    default_out = REPO_ROOT / "build" / "tune" / args.model / stamp
+    out = Path(args.out).resolve() if args.out else default_out
     opts = TuneOptions(
         manifest=Path(args.manifest),
         model=args.model,

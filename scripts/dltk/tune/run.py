@@ -117,7 +117,7 @@ def run_brute(server: Any, model: ModelSpec, opts: TuneOptions, status: Status) 
         grpc_url=server.grpc_url,
         metrics_url=server.metrics_url,
         perf_analyzer=perf.binary,
-        workdir=opts.out / "model-analyzer",
+        workdir=(opts.out / "model-analyzer").resolve(),
         budget_ms=opts.budget_ms,
         fidelity=opts.brute_fidelity,
         shapes=shapes_of(model),
