@@ -76,46 +76,55 @@ def test_quick_search_climbs_to_a_corner_optimum() -> None:
     assert result.best == best
 
 
-def test_sweep_stops_at_the_first_level_over_the_budget() -> None:
+def test_sweep_comes_down_past_levels_over_the_budget_and_one_below_the_first_within() -> None:
     double = Double()
-    points = sweep(double, Variant(2, 16, 100), SPACE.concurrency, SCREEN,
-                   SearchOptions(budget_ms=3.0), [])  # fmt: skip
-    assert [p.concurrency for p in points] == [1, 2, 4]  # p99 at 4 is 3.9 ms: over, last
-    assert [c for _, c, _ in double.calls] == [1, 2, 4]
+    points = sweep(double, Variant(2, 16, 100), SPACE.concurrency, SCREEN, 3.0, 0.05, [])
+    # p99 = 1 + 0.7 c + 0.1: over 3 ms down to c=2 (2.5 ms); c=1 is measured and is worse
+    assert [p.concurrency for p in points] == [32, 16, 8, 4, 2, 1]
+    points = sweep(double, Variant(2, 16, 100), SPACE.concurrency, SCREEN, BUDGET_MS, 0.05, [])
+    assert [p.concurrency for p in points] == [32, 16, 8, 4]  # 8 within, 4 worse: stop
 
 
-def test_sweep_stops_when_throughput_stops_rising() -> None:
-    flat = Double()
-    points = sweep(
-        lambda v, c, f: Point(v, c, 1000.0 + c, 1.0),
-        Variant(1, 4, 0),
-        SPACE.concurrency,
-        SCREEN,
-        SearchOptions(budget_ms=BUDGET_MS),
-        [],
-    )
-    assert [p.concurrency for p in points] == [1, 2]
-    assert flat.calls == []
+def test_sweep_goes_further_down_when_the_top_is_saturated() -> None:
+    def saturated(v: Variant, c: int, f: Fidelity) -> Point:
+        return Point(v, c, {1: 100.0, 2: 300.0, 4: 400.0, 8: 350.0, 16: 300.0, 32: 200.0}[c], 1.0)
+
+    points = sweep(saturated, Variant(1, 4, 0), SPACE.concurrency, SCREEN, BUDGET_MS, 0.05, [])
+    assert [p.concurrency for p in points] == [32, 16, 8, 4, 2]
 
 
 def test_a_failed_level_is_recorded_and_skipped_two_in_a_row_end_the_sweep() -> None:
     def failing(v: Variant, c: int, f: Fidelity) -> Point:
-        if c in (2, 8, 16):
+        if c in (32, 8, 4):
             raise DltkError(f"perf_analyzer failed (exit 99): boom at {c}")
-        return model(v, c)
+        return Point(v, c, 100.0, 50.0)  # over the budget: the sweep keeps coming down
 
     trials: list = []
-    points = sweep(failing, Variant(2, 16, 100), SPACE.concurrency, SCREEN,
-                   SearchOptions(budget_ms=BUDGET_MS), trials)  # fmt: skip
-    assert [p.concurrency for p in points] == [1, 4]
+    points = sweep(failing, Variant(2, 16, 100), SPACE.concurrency, SCREEN, BUDGET_MS, 0.05,
+                   trials)  # fmt: skip
+    assert [p.concurrency for p in points] == [16]
     assert [(t.concurrency, t.point is None) for t in trials] == [
-        (1, False),
-        (2, True),
-        (4, False),
+        (32, True),
+        (16, False),
         (8, True),
-        (16, True),
+        (4, True),
     ]
-    assert "boom at 16" in trials[-1].error
+    assert "boom at 4" in trials[-1].error
+
+
+def test_screening_keeps_points_within_the_slack_and_confirm_applies_the_budget() -> None:
+    """A short window's p99 is 1.8x the confirm window's: a plain budget would screen c=8 out."""
+
+    def windowed(v: Variant, c: int, f: Fidelity) -> Point:
+        point = model(v, c)
+        factor = 1.8 if f.name == "screen" else 1.0
+        return Point(v, c, point.throughput, point.p99_ms * factor)
+
+    result = quick_search(SPACE, windowed, SearchOptions(budget_ms=BUDGET_MS))
+    assert result.best is not None and result.best.concurrency == 8
+    assert result.best == brute_best()
+    strict = quick_search(SPACE, windowed, SearchOptions(budget_ms=BUDGET_MS, screen_slack=1.0))
+    assert strict.best is not None and strict.best.throughput < result.best.throughput
 
 
 def test_nothing_within_the_budget_gives_no_best() -> None:

@@ -23,6 +23,7 @@ class Tried:
     throughput: float | None
     p99_ms: float | None
     error: str = ""
+    elapsed_s: float | None = None  # our search's points: load + perf_analyzer
 
 
 @dataclass
@@ -98,6 +99,7 @@ def to_json(run: TuneRun) -> dict[str, Any]:
                 "p99_ms": t.p99_ms,
                 "within_budget": t.p99_ms is not None and t.p99_ms <= run.budget_ms,
                 "error": t.error,
+                "elapsed_s": None if t.elapsed_s is None else round(t.elapsed_s, 2),
             }
             for t in run.tried
         ],

@@ -92,10 +92,15 @@ def run_tuned(server: Any, model: ModelSpec, opts: TuneOptions, status: Status) 
             t.point.throughput if t.point else None,
             t.point.p99_ms if t.point else None,
             t.error,
+            t.elapsed_s,
         )
         for t in result.trials
     ]
     notes = {
+        "stage_s": {
+            stage: round(sum(t.elapsed_s for t in result.trials if t.stage == stage), 2)
+            for stage in ("screen", "confirm")
+        },
         "variants_loaded": len(measurer.load_seconds),
         "load_s": round(sum(measurer.load_seconds), 2),
         "screen": vars(opts.search.screen),

@@ -4,11 +4,12 @@ an early-stopping concurrency sweep, then successive halving's second rung on th
 1. Screen (short perf windows): start in the middle of the space and climb, one dimension at a
    time, to the best neighbour (Triton model-analyzer's quick search), until no neighbour beats
    the current variant by more than `min_gain` (noise) or `max_variants` were screened. Each
-   variant's concurrency sweep goes up the levels and stops at the first level over the p99
-   budget (more concurrency only queues more), when throughput stopped rising, or after two
-   failed levels in a row.
+   variant's concurrency sweep comes down from the highest level (see `sweep`); ranking and
+   the choice of levels to confirm judge p99 against `screen_slack` x the budget, as short
+   windows overstate p99.
 2. Confirm (full perf windows, as the brute force measures): the `finalists` best screened
-   variants at their best screened levels; the best confirmed point within the budget wins.
+   variants at their best screened levels, against the budget itself; the best confirmed point
+   within the budget wins.
 Why this and not optuna or plain successive halving: docs/tuning.md.
 """
 
@@ -34,7 +35,7 @@ class Fidelity:
 
 # Screening windows are short and loose (only the ranking matters, and the confirm rung re-measures
 # the finalists); confirm windows are the brute force's (2 cores shared: 50 % stability).
-SCREEN = Fidelity("screen", interval_ms=400, max_trials=3, stability=100.0)
+SCREEN = Fidelity("screen", interval_ms=300, max_trials=3, stability=100.0)
 CONFIRM = Fidelity("confirm", interval_ms=1000, max_trials=5, stability=50.0)
 
 # Measures one variant at one concurrency with a fidelity (loading the variant when it is not
@@ -48,7 +49,11 @@ class SearchOptions:
     max_variants: int = 10  # screened at most
     finalists: int = 2
     confirm_levels: int = 2  # best screened levels re-measured per finalist
-    min_gain: float = 0.05  # a move or a higher level must beat the best by 5 % (noise)
+    min_gain: float = 0.05  # a move or a lower level must beat the best by 5 % (noise)
+    # Short windows overstate p99 (a few scheduling stalls weigh more): a screened point up to
+    # this multiple of the budget still ranks its variant and may be confirmed; the sweep's
+    # stopping and the confirm rung apply the budget itself.
+    screen_slack: float = 2.0
     screen: Fidelity = SCREEN
     confirm: Fidelity = CONFIRM
 
@@ -97,16 +102,20 @@ def sweep(
     variant: Variant,
     levels: Sequence[int],
     fidelity: Fidelity,
-    opts: SearchOptions,
+    budget_ms: float,
+    min_gain: float,
     trials: list[Trial],
     clock: Callable[[], float] = time.monotonic,
 ) -> list[Point]:
-    """Ascending concurrency levels until one is over the budget or gains < min_gain, or two
-    levels in a row failed to measure (one failure is noise on a busy machine: skipped)."""
+    """The levels from the top down: more requests in flight batch better, so the best point
+    within the budget is usually the highest level within it. Going down past levels over the
+    budget, it stops one level below the first level within it, unless that one is better by
+    more than `min_gain` (a server saturated at the top); two failed levels in a row end it
+    (one failure is noise on a busy machine: skipped)."""
     points: list[Point] = []
-    best = 0.0
+    best: Point | None = None
     failed = 0
-    for level in levels:
+    for level in sorted(levels, reverse=True):
         point = _measure(measure, variant, level, fidelity, trials, clock)
         if point is None:
             failed += 1
@@ -115,11 +124,11 @@ def sweep(
             continue
         failed = 0
         points.append(point)
-        if not point.within(opts.budget_ms):
+        if not point.within(budget_ms):
+            continue
+        if best is not None and point.throughput <= best.throughput * (1 + min_gain):
             break
-        if best and point.throughput < best * (1 + opts.min_gain):
-            break
-        best = max(best, point.throughput)
+        best = point
     return points
 
 
@@ -137,16 +146,18 @@ def quick_search(
     """Screen by hill climbing, confirm the finalists (see the module's docstring)."""
     trials: list[Trial] = []
     screened: dict[Variant, list[Point]] = {}
+    screen_budget = opts.budget_ms * opts.screen_slack
 
     def screen(variant: Variant) -> None:
         if variant in screened or len(screened) >= opts.max_variants:
             return
         screened[variant] = sweep(
-            measure, variant, space.concurrency, opts.screen, opts, trials, clock
-        )
+            measure, variant, space.concurrency, opts.screen, opts.budget_ms, opts.min_gain,
+            trials, clock,
+        )  # fmt: skip
 
     def value(variant: Variant) -> float:
-        return score(screened.get(variant, []), opts.budget_ms)
+        return score(screened.get(variant, []), screen_budget)
 
     current = space.start()
     screen(current)
@@ -164,13 +175,21 @@ def quick_search(
     ranked = sorted((v for v in screened if value(v) > 0), key=value, reverse=True)
     confirmed: list[Point] = []
     for variant in ranked[: opts.finalists]:
-        within = [p for p in screened[variant] if p.within(opts.budget_ms)]
-        levels = sorted(
+        # Best screened levels first (the lower level on a tie: less queueing); one level more
+        # when none of the first `confirm_levels` is within the budget at full windows.
+        levels = [
             p.concurrency
-            for p in sorted(within, key=lambda p: p.throughput, reverse=True)[: opts.confirm_levels]
-        )
-        for level in levels:
+            for p in sorted(screened[variant], key=lambda p: (-p.throughput, p.concurrency))
+            if p.within(screen_budget)
+        ]
+        found: list[Point] = []
+        for measured, level in enumerate(levels):
+            if measured >= opts.confirm_levels + 1 or (
+                measured >= opts.confirm_levels and best_point(found, opts.budget_ms)
+            ):
+                break
             point = _measure(measure, variant, level, opts.confirm, trials, clock)
             if point is not None:
-                confirmed.append(point)
+                found.append(point)
+        confirmed += found
     return SearchResult(best=best_point(confirmed, opts.budget_ms), trials=trials)
