@@ -10,7 +10,7 @@ BIN       := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help deps engine images venv demo bench profile demo-down test lint unit mutation integration molecule gpu-sim drill drill-short clean role-docs
+.PHONY: help deps engine images venv demo fleet fleet-down fleet-rollouts bench profile demo-down test lint unit mutation integration molecule gpu-sim drill drill-short clean role-docs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,10 +43,30 @@ $(VENV)/.stamp: pyproject.toml constraints.txt collections/requirements.yml scri
 images: engine venv ## base image, wheelhouse, triton-cpu, dltk toolkit and sandbox-host images
 	@scripts/build-images.sh
 
-demo: images ## deploy.yml on a sandbox host, then print the verifier's report
+# HOSTS=N (2-8): the fleet sandbox instead (make fleet).
+HOSTS ?= 1
+demo: images ## deploy.yml on a sandbox host, then print the verifier's report (HOSTS=4: make fleet)
+ifeq ($(HOSTS),1)
 	@scripts/sandbox.sh up
 	ansible-playbook deploy.yml -i inventory/sandbox.yml
 	@scripts/sandbox.sh report
+else
+	@$(MAKE) --no-print-directory fleet FLEET_HOSTS=$(HOSTS)
+endif
+
+FLEET_HOSTS ?= 4
+fleet: images ## FLEET_HOSTS sandbox hosts (4) behind HAProxy (role triton_lb); proves traffic reaches each
+	@FLEET_HOSTS=$(FLEET_HOSTS) scripts/fleet.sh up
+
+# Rolling deploys under load (docs/rolling.md): the fleet sandbox, then four rollouts of deploy.yml
+# (config change, new model version, container change, a rollout failing verification) and the
+# restore, each with steady inference load through the load balancer; fails on any failed request.
+fleet-rollouts: images ## the fleet sandbox, then 4 rollouts under load through the LB: 0 failed requests each
+	@FLEET_HOSTS=$(FLEET_HOSTS) scripts/fleet.sh up
+	PYTHONPATH=$(CURDIR)/scripts python -m dltk.fleet rollouts --json build/fleet/rollouts.json
+
+fleet-down: ## remove the fleet sandbox (its hosts and the load balancer)
+	@scripts/fleet.sh down
 
 bench: venv ## dltk bench serving: in-process vs served, tuned vs default (127.0.0.1)
 	dltk bench serving --out build/bench-serving.json

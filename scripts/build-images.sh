@@ -97,3 +97,18 @@ if ! docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg DLTK_VARIANT=
 fi
 log "built $TOOLKIT_IMAGE in $((SECONDS - start)) s"
 build "$SANDBOX_IMAGE" images/sandbox-host/Dockerfile
+
+# HAProxy for the triton_lb role (make fleet): the role's own Dockerfile (the role builds the same
+# on a load balancer host), its image name and Debian package version from the role's defaults.
+lb_default() { .venv/bin/python -c 'import sys, yaml; print(yaml.safe_load(open("roles/triton_lb/defaults/main.yml"))[sys.argv[1]])' "$1"; }
+HAPROXY_IMAGE="${HAPROXY_IMAGE:-$(lb_default triton_lb_image)}"
+start=$SECONDS
+log "building $HAPROXY_IMAGE from roles/triton_lb/files/Dockerfile (log: build/haproxy.build.log)"
+if ! docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+    --build-arg "HAPROXY_VERSION=$(lb_default triton_lb_haproxy_version)" \
+    -t "$HAPROXY_IMAGE" roles/triton_lb/files >build/haproxy.build.log 2>&1; then
+  log "build of $HAPROXY_IMAGE failed; last lines of build/haproxy.build.log:"
+  tail -n 40 build/haproxy.build.log >&2
+  exit 1
+fi
+log "built $HAPROXY_IMAGE in $((SECONDS - start)) s"

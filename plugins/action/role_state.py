@@ -34,6 +34,9 @@ FACTS = ("distribution", "distribution_version", "distribution_release", "archit
 # after a change would see other inputs than the change's run recorded. The roles that read
 # them run in full when they are not empty.
 PER_RUN = ("dltk_model_repo_changed", "dltk_model_repo_removed", "dltk_fast_path")
+# A probe's answer (`<role>_converged`, tasks_from: probe: the rolling deploy asks it before the
+# role runs) is this very check's output: set in the run that recorded, absent in the next.
+PROBE_SUFFIX = "_converged"
 
 
 def _files_under(top: Path) -> list[Path]:
@@ -144,7 +147,7 @@ class ActionModule(ActionBase):
         return {
             name: self._value(task_vars[name])
             for name in sorted(task_vars)
-            if wanted.match(name) and name not in PER_RUN
+            if wanted.match(name) and name not in PER_RUN and not name.endswith(PROBE_SUFFIX)
         }
 
     @staticmethod

@@ -1,8 +1,10 @@
 """docker_engine's derived values (issue 12 item 5: vars/ holds constants, Python computes):
-the Debian architecture name of the host and the daemon.json keys the role owns.
+the Debian architecture name of the host, the daemon.json keys the role owns and the users
+without an account.
 
-The role calls the filter once, near the top of tasks/main.yml:
+- `docker_engine_settings`: called once, near the top of tasks/main.yml:
     _docker_engine_settings: "{{ {...inputs...} | dltk.deploy.docker_engine_settings }}"
+- `docker_engine_missing_users` (tasks/preflight.yml): docker_engine_users lacking an account.
 """
 
 from __future__ import annotations
@@ -52,6 +54,16 @@ def docker_engine_settings(inputs: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def docker_engine_missing_users(inputs: Mapping[str, Any]) -> list[Any]:
+    """The users (in the order listed) with no account on the host.
+
+    inputs: users (docker_engine_users), accounts (ansible_facts['getent_passwd']: {name: ...})."""
+    return [user for user in inputs["users"] if user not in inputs["accounts"]]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"docker_engine_settings": docker_engine_settings}
+        return {
+            "docker_engine_settings": docker_engine_settings,
+            "docker_engine_missing_users": docker_engine_missing_users,
+        }

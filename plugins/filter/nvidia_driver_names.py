@@ -11,7 +11,13 @@ The role calls them as plain filters over a dict of its inputs:
 - `nvidia_driver_debian_missing` (tasks/debian-nonfree.yml, after `apt-get indextargets`): the
   Debian suites and the components no other sources entry provides;
 - `nvidia_cuda_repo_dir` (the default of nvidia_driver_cuda_repo_url: argument specs are
-  validated before any task): "<distro>/<arch>" of NVIDIA's CUDA repository.
+  validated before any task): "<distro>/<arch>" of NVIDIA's CUDA repository;
+- `nvidia_driver_in_container` (tasks/detect.yml): whether the host is a container;
+- `nvidia_driver_plan_argv` (tasks/plan.yml) and `nvidia_driver_resolve_argv`
+  (tasks/resolve-version.yml): the command lines of `dltk driver plan` / `dltk driver resolve`;
+- `nvidia_driver_kernel_missing` (tasks/kernel-headers.yml): the kernel packages apt does not offer;
+- `nvidia_driver_versioned_packages` (tasks/install.yml): "<package>=<version>" for apt;
+- `nvidia_driver_reboot_blockers` (tasks/reboot-policy.yml): every reason not to reboot the host.
 """
 
 from __future__ import annotations
@@ -26,6 +32,11 @@ PERSISTENCE_DROPIN = "dltk-persistence-mode.conf"
 CUDA_UNBRANCHED_FROM = 590
 # NVIDIA's architecture names of the CUDA repository directories (others are used as they are).
 CUDA_ARCH = {"x86_64": "x86_64", "aarch64": "sbsa"}
+# virtualization_type values that mean "this host is a container" (no kernel of its own).
+CONTAINER_TYPES = (
+    "docker", "podman", "container", "containerd", "lxc", "lxc-libvirt", "systemd-nspawn",
+    "openvz", "wsl",
+)  # fmt: skip
 
 
 def _as_int(value: Any) -> int:
@@ -164,6 +175,125 @@ def nvidia_cuda_repo_dir(facts: Mapping[str, Any]) -> str:
     return f"{distro}/{CUDA_ARCH.get(arch, arch)}"
 
 
+def _looks_like_container(facts: Mapping[str, Any]) -> bool:
+    """The virtualization facts say container: a guest of one of the CONTAINER_TYPES."""
+    return (
+        facts.get("virtualization_role", "") == "guest"
+        and facts.get("virtualization_type", "") in CONTAINER_TYPES
+    )
+
+
+def nvidia_driver_in_container(inputs: Mapping[str, Any]) -> bool:
+    """The host is a container (it has no kernel of its own): nvidia_driver_host_type=container,
+    or auto and the facts say so; metal is never one, whatever the facts say.
+
+    inputs: host_type (nvidia_driver_host_type), facts (ansible_facts, with the virtual subset)."""
+    host_type = inputs["host_type"]
+    return host_type == "container" or (
+        host_type == "auto" and _looks_like_container(inputs.get("facts") or {})
+    )
+
+
+def nvidia_driver_plan_argv(inputs: Mapping[str, Any]) -> list[Any]:
+    """The command line of `dltk driver plan` (run on the control node): the host's report.
+
+    inputs: dltk (nvidia_driver_dltk), distribution, kernel, architecture (ansible_facts), source
+    (_nvidia_driver_names.source), branch, kernel_modules, ngc_release, headers_metapackage,
+    headers_package (the role's variables), gpus, nvswitches (tasks/detect.yml), in_container,
+    mokutil (the register of `mokutil --sb-state`, skipped or not: its state is passed only when it
+    speaks of Secure Boot or EFI), installed_images (`dpkg-query` lines "<status> <package>": the
+    installed ones, status ii)."""
+    argv: list[Any] = [
+        inputs["dltk"], "driver", "plan",
+        "--distribution", inputs["distribution"], "--source", inputs["source"],
+        "--branch", str(inputs["branch"]), "--kernel-modules", inputs["kernel_modules"],
+        "--nvswitches", str(len(inputs["nvswitches"])), "--ngc", str(inputs["ngc_release"]),
+        "--kernel", inputs["kernel"], "--arch", inputs["architecture"],
+        "--headers-metapackage", inputs["headers_metapackage"],
+        "--headers-package", inputs["headers_package"],
+    ]  # fmt: skip
+    argv += [f"--gpu={gpu}" for gpu in inputs["gpus"]]
+    if inputs["in_container"]:
+        argv.append("--in-container")
+    mokutil = inputs.get("mokutil") or {}
+    stdout, stderr = mokutil.get("stdout", ""), mokutil.get("stderr", "")
+    if re.search("Secure|EFI", f"{stdout}{stderr}"):
+        argv += [
+            "--mokutil-rc", str(mokutil["rc"]),
+            "--mokutil-stdout", stdout,
+            "--mokutil-stderr", stderr,
+        ]  # fmt: skip
+    argv += [
+        re.sub(r"^ii\s+", "--installed-image=", line)
+        for line in inputs.get("installed_images") or []
+        if re.match("ii ", line)
+    ]
+    return argv
+
+
+def nvidia_driver_resolve_argv(inputs: Mapping[str, Any]) -> list[Any]:
+    """The command line of `dltk driver resolve` (run on the control node).
+
+    inputs: dltk (nvidia_driver_dltk), madison (`apt-cache madison` stdout), branch, version,
+    packages (_nvidia_driver_apt.resolve_packages), pin_globs (nvidia_driver_pin_packages)."""
+    argv: list[Any] = [
+        inputs["dltk"], "driver", "resolve", "--madison", inputs["madison"],
+        "--branch", str(inputs["branch"]), "--version", inputs["version"],
+    ]  # fmt: skip
+    argv += [f"--package={package}" for package in inputs["packages"]]
+    return argv + [f"--pin-glob={glob}" for glob in inputs["pin_globs"]]
+
+
+def nvidia_driver_kernel_missing(inputs: Mapping[str, Any]) -> list[str]:
+    """The kernel packages (in the plan's order) that no `apt-cache madison` line offers.
+
+    inputs: madison (stdout lines: " <package> | <version> | <url> <suite> Packages", its source
+    lines end otherwise), packages (_nvidia_driver_plan.kernel_packages)."""
+    offered = {
+        re.sub(r"^\s*(\S+)\s.*$", r"\1", line)
+        for line in inputs["madison"]
+        if re.search("Packages$", line)
+    }
+    return [package for package in inputs["packages"] if package not in offered]
+
+
+def nvidia_driver_versioned_packages(inputs: Mapping[str, Any]) -> list[str]:
+    """apt's names for the install: each resolved "<package>=<version>" (in the resolver's order),
+    then the extra packages at apt's own version.
+
+    inputs: versions (_nvidia_driver_versions), extra_packages (_nvidia_driver_apt)."""
+    pinned = [f"{package}={version}" for package, version in inputs["versions"].items()]
+    return pinned + list(inputs["extra_packages"])
+
+
+def nvidia_driver_reboot_blockers(inputs: Mapping[str, Any]) -> list[str]:
+    """Every reason not to reboot the host, in this order; [] when it may reboot.
+
+    inputs: reboot (nvidia_driver_reboot), connection (ansible_connection), host_id (the host's
+    /etc/machine-id, '' when unread), controller_id (the control node's), in_container,
+    host_type (nvidia_driver_host_type), facts (ansible_facts), check_mode (ansible_check_mode).
+    A container is never rebooted, even one the role treats as metal (the simulated GPU host)."""
+    facts = inputs.get("facts") or {}
+    blockers = []
+    if not inputs["reboot"]:
+        blockers.append("nvidia_driver_reboot is false")
+    if inputs["connection"] == "local":
+        blockers.append(
+            "the connection is local (a reboot would take down the control node running Ansible)"
+        )
+    host_id = inputs["host_id"]
+    if host_id and host_id == inputs["controller_id"]:
+        blockers.append("it is the control node (same machine id as the machine running Ansible)")
+    if inputs["in_container"]:
+        blockers.append(f"it is a container ({facts.get('virtualization_type', '?')})")
+    elif inputs["host_type"] == "metal" and _looks_like_container(facts):
+        vtype = facts["virtualization_type"]
+        blockers.append(f"it is a container ({vtype}) run as nvidia_driver_host_type=metal")
+    if inputs["check_mode"]:
+        blockers.append("check mode")
+    return blockers
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -171,4 +301,10 @@ class FilterModule:
             "nvidia_driver_packages": nvidia_driver_packages,
             "nvidia_driver_debian_missing": nvidia_driver_debian_missing,
             "nvidia_cuda_repo_dir": nvidia_cuda_repo_dir,
+            "nvidia_driver_in_container": nvidia_driver_in_container,
+            "nvidia_driver_plan_argv": nvidia_driver_plan_argv,
+            "nvidia_driver_resolve_argv": nvidia_driver_resolve_argv,
+            "nvidia_driver_kernel_missing": nvidia_driver_kernel_missing,
+            "nvidia_driver_versioned_packages": nvidia_driver_versioned_packages,
+            "nvidia_driver_reboot_blockers": nvidia_driver_reboot_blockers,
         }

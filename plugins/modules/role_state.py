@@ -18,12 +18,12 @@ description:
     the host as O(observe) says; returns C(converged=true) (and the recorded C(outputs)) when the
     inputs digest and every observation are the recorded ones. Read-only; runs in check mode.
   - With O(state=record), observes the host and writes the record (only when it differs; not in
-    check mode). Never reports a change: the record is the roles' bookkeeping, not the host's state.
+    check mode). Never reports a change (the record is the roles' bookkeeping, not the host's state).
   - Use through the action plugin of the same name, which computes O(inputs) on the control node
     from the role's variables (C(<role>_*) and C(dltk_*)), a few facts, the collection's code and
     control-node files, and writes the record at C(<dltk_state_dir>/roles/<role>.json). The action
     also takes C(paths) (control-node files or directories, by size and mtime), C(manifest) (a
-    model manifest: it and its models' files), C(facts) (more fact names) and C(fast_path) (the
+    model manifest, with its models' files), C(facts) (more fact names) and C(fast_path) (the
     role's own say, instead of C(dltk_fast_path)); with C(state=record), C(inputs) is the check's.
 options:
   state:
@@ -82,7 +82,7 @@ outputs:
   returned: always
   type: dict
 observed:
-  description: What the check observed on the host, {kind: {name: observation}}.
+  description: What the check observed on the host, a mapping of kind to name to observation.
   returned: state=check
   type: dict
 """

@@ -36,6 +36,8 @@ def test_bench_serving_prints_two_ratio_lines(artifacts: Artifacts, tmp_path: Pa
         "4",
         "--interval-ms",
         "500",
+        "--rounds",
+        "2",
         "--out",
         str(out),
         timeout=300,
@@ -60,6 +62,18 @@ def test_bench_serving_prints_two_ratio_lines(artifacts: Artifacts, tmp_path: Pa
         and "--shared-memory system" in data["tuned"]["command"]
     )
     assert "tritonserver" in data["tuned"]["server_cpu_s"]
+    # Issue 11 item 8: every round recorded, the second in the reverse order; the printed
+    # numbers are the medians of the rounds' ratios.
+    assert [r["order"] for r in data["rounds"]] == [
+        ["served", "tuned", "default"],
+        ["default", "tuned", "served"],
+    ]
+    per_round = sorted(r["ratio_tuned_default"] for r in data["rounds"])
+    assert data["ratio_tuned_default"] == pytest.approx(sum(per_round) / 2, abs=0.001)
+    assert data["spread"]["tuned/default"]["values"] == pytest.approx(
+        [r["ratio_tuned_default"] for r in data["rounds"]], abs=0.0001
+    )
+    assert proc.stdout.splitlines()[1].endswith(", n=2)")
 
 
 def test_bench_serving_bad_input_is_one_line(tmp_path: Path) -> None:

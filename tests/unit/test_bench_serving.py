@@ -20,7 +20,7 @@ from dltk.bench.serving import (
     tuned_spec,
     write_repo,
 )
-from dltk.bench.timing import Timing
+from dltk.bench.timing import Timing, spread
 from dltk.errors import DltkError
 from dltk.manifest.load import load_manifest
 from dltk.repo.validate import validate_repo
@@ -69,10 +69,15 @@ def test_options_are_checked() -> None:
 
 
 def test_ratio_lines_round_trip() -> None:
-    lines = ratio_lines(0.8149, 3.004)
-    assert lines == ["ratio served/in-process: 0.81", "ratio tuned/default: 3.00"]
+    """Issue 11 item 8: each line is the median over the rounds with its range."""
+    lines = ratio_lines(spread([0.8149, 0.79, 0.83]), spread([3.004, 2.9, 3.2]))
+    assert lines == [
+        "ratio served/in-process: 0.81 (min 0.79, max 0.83, n=3)",
+        "ratio tuned/default: 3.00 (min 2.90, max 3.20, n=3)",
+    ]
     parsed = parse_ratio_lines("noise\n" + "\n".join(lines) + "\n")
     assert parsed == {"served/in-process": 0.81, "tuned/default": 3.0}
+    assert parse_ratio_lines("ratio tuned/default: 2.50\n") == {"tuned/default": 2.5}
     assert ratio(1.0, 0.0) == 0.0 and ratio(3.0, 2.0) == 1.5
 
 
@@ -92,3 +97,42 @@ def test_tree_cpu_seconds_of_this_process_tree_is_not_negative() -> None:
     usage = tree_cpu_seconds(os.getppid())
     assert all(v >= 0 for v in usage.values())
     assert any(True for _ in usage)  # this test process is a descendant of its parent
+
+
+def _round(served: float, inproc: float, tuned: float, default: float, index: int):  # type: ignore[no-untyped-def]
+    """A ServingRound of TEST DOUBLE measurements: only the best row's throughput is read."""
+    from types import SimpleNamespace
+
+    from dltk.bench.serving import ServingRound, round_order
+
+    def m(value: float) -> SimpleNamespace:
+        return SimpleNamespace(best=SimpleNamespace(throughput=value, concurrency=64))
+
+    ms = 1000.0 * 64 / inproc
+    timing = Timing(64, 10, 10 * ms / 1000.0, ms, ms, ms)  # INPROC samples/s
+    return ServingRound([timing], m(served), m(tuned), m(default), round_order(index))  # type: ignore[arg-type]
+
+
+def test_rounds_interleave_and_each_ratio_is_the_median_of_the_rounds() -> None:
+    from dltk.bench.serving import ServingResult, round_order
+
+    assert round_order(0) == ("served", "tuned", "default")
+    assert round_order(1) == ("default", "tuned", "served") and round_order(2) == round_order(0)
+    rounds = [
+        _round(800, 1000, 300, 100, 0),  # served/in-process 0.8, tuned/default 3.0
+        _round(600, 1000, 250, 100, 1),  # 0.6, 2.5
+        _round(900, 1000, 330, 100, 2),  # 0.9, 3.3
+    ]
+    result = ServingResult(rounds, {})
+    assert result.served_spread.median == pytest.approx(0.8)
+    assert (result.served_spread.low, result.served_spread.high) == pytest.approx((0.6, 0.9))
+    assert result.tuned_spread.median == pytest.approx(3.0)
+    assert result.median_round is rounds[0]
+    assert ServingResult(rounds[:2], {}).median_round is rounds[1]  # the lower of two
+
+
+def test_rounds_are_bounded() -> None:
+    with pytest.raises(DltkError, match="--rounds must be between 1 and 20, got 0"):
+        ServingOptions(manifest=Path("m"), rounds=0).check()
+    with pytest.raises(DltkError, match="got 21"):
+        ServingOptions(manifest=Path("m"), rounds=21).check()

@@ -1,6 +1,7 @@
 """docker_engine's derived values (plugins/filter/docker_engine_settings.py, issue 12 item 5): the
 Debian architecture name and the daemon.json keys the role owns, which vars/main.yml computed in
-Jinja (combine, recursive) before."""
+Jinja (combine, recursive) before; the users without an account, which tasks/preflight.yml
+computed in Jinja before."""
 
 from __future__ import annotations
 
@@ -77,5 +78,18 @@ def test_none_as_options_is_no_options() -> None:
     assert settings(daemon_options=None)["daemon_settings"]["log-driver"] == "json-file"
 
 
-def test_the_filter_is_exported() -> None:
-    assert set(de.FilterModule().filters()) == {"docker_engine_settings"}
+def test_users_without_an_account_in_the_order_listed() -> None:
+    accounts = {"root": ["x", "0"], "alice": ["x", "1000"]}
+    got = de.docker_engine_missing_users(
+        {"users": ["bob", "alice", "root", "carol", "bob"], "accounts": accounts}
+    )
+    assert got == ["bob", "carol", "bob"]
+    assert de.docker_engine_missing_users({"users": ["root"], "accounts": accounts}) == []
+    assert de.docker_engine_missing_users({"users": [], "accounts": {}}) == []
+
+
+def test_the_filters_are_exported() -> None:
+    assert set(de.FilterModule().filters()) == {
+        "docker_engine_settings",
+        "docker_engine_missing_users",
+    }

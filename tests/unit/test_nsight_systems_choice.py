@@ -1,6 +1,7 @@
 """nsight_systems' derived values (plugins/filter/nsight_systems_choice.py, issue 12 item 5): the
 source, package and version a host gets and NVIDIA's devtools repository directory, which
-vars/main.yml computed in Jinja before."""
+vars/main.yml computed in Jinja before; whether nsys is the pinned version, which tasks/run.yml
+computed in Jinja before."""
 
 from __future__ import annotations
 
@@ -65,5 +66,52 @@ def test_devtools_repository_directory(facts, expected) -> None:
     assert ns.nvidia_devtools_repo_dir(facts) == expected
 
 
+# --- nsys --version against the resolved version (tasks/run.yml) ---
+
+
+def nsys(resolved: str, stdout: str) -> dict:
+    return ns.nsight_systems_nsys_check({"resolved": resolved, "stdout": stdout})
+
+
+@pytest.mark.parametrize(
+    ("resolved", "stdout", "upstream"),
+    [
+        ("2022.4.2.1~11.8.0-5~deb12u1", "NVIDIA Nsight Systems version 2022.4.2.1-1d2e1b7",
+         "2022.4.2.1"),  # Debian
+        ("2025.3.1.90-3582212", "NVIDIA Nsight Systems version 2025.3.1.90-253135822126v0",
+         "2025.3.1.90"),  # NVIDIA
+        ("2025.3.1", "NVIDIA Nsight Systems version 2025.3.1", "2025.3.1"),  # at the end
+    ],
+)  # fmt: skip
+def test_nsys_reporting_the_upstream_version_is_pinned(resolved, stdout, upstream) -> None:
+    assert nsys(resolved, stdout) == {"upstream": upstream, "pinned": True}
+
+
+@pytest.mark.parametrize(
+    "stdout",
+    [
+        "NVIDIA Nsight Systems version 2025.3.10",  # another digit follows
+        "NVIDIA Nsight Systems version 2025.3.1.5",  # a longer version
+        "NVIDIA Nsight Systems version 2025x3x1",  # the dots are dots, not any character
+        "NVIDIA Nsight Systems 2025.3.1",  # not after "version "
+        "",
+    ],
+)
+def test_another_version_is_not_pinned(stdout) -> None:
+    assert nsys("2025.3.1-1", stdout) == {"upstream": "2025.3.1", "pinned": False}
+
+
+def test_a_version_without_dotted_numbers_is_looked_for_as_it_is() -> None:
+    assert nsys("weird+1", "version weird+1 (beta)") == {"upstream": "weird+1", "pinned": True}
+    assert nsys("2025", "version 2025") == {"upstream": "2025", "pinned": True}
+    # Dotted numbers are the upstream part: a number without a dot is not cut.
+    assert nsys("2025-1", "version 2025-1") == {"upstream": "2025-1", "pinned": True}
+    assert nsys("2025", "version 20255") == {"upstream": "2025", "pinned": False}
+
+
 def test_the_filters_are_exported() -> None:
-    assert set(ns.FilterModule().filters()) == {"nsight_systems_choice", "nvidia_devtools_repo_dir"}
+    assert set(ns.FilterModule().filters()) == {
+        "nsight_systems_choice",
+        "nvidia_devtools_repo_dir",
+        "nsight_systems_nsys_check",
+    }

@@ -177,6 +177,7 @@ def cmd_serving(args: argparse.Namespace) -> int:
         batches=parse_batches(args.batches),
         budget_s=args.budget_s,
         interval_ms=args.interval_ms,
+        rounds=args.rounds,
         out=Path(args.out) if args.out else None,
     )
     if not opts.manifest.is_file():
@@ -187,7 +188,7 @@ def cmd_serving(args: argparse.Namespace) -> int:
         err_console.print(table)
     if opts.out:
         err_console.print(f"results: {opts.out}")
-    for line in ratio_lines(result.served_ratio, result.tuned_ratio):
+    for line in ratio_lines(result.served_spread, result.tuned_spread):
         print(line)
     sys.stdout.flush()
     return 0
@@ -287,10 +288,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v = sub.add_parser(
         "serving",
         help="in-process vs Triton-served throughput, tuned vs default config",
-        description="Runs onnxruntime in-process, then the local CPU tritonserver with a tuned "
-        "and with the default config, measured by perf_analyzer on 127.0.0.1. Prints two lines "
-        "on stdout: 'ratio served/in-process: X.XX' and 'ratio tuned/default: Y.YY'; tables "
-        "go to stderr.",
+        description="Starts the local CPU tritonserver twice on 127.0.0.1, with a tuned and with "
+        "the default config, then measures round after round (interleaved): onnxruntime "
+        "in-process, and each server by perf_analyzer. Prints two lines on stdout, each ratio's "
+        "median over the rounds with its range: 'ratio served/in-process: X.XX (min A, max B, "
+        "n=R)' and 'ratio tuned/default: Y.YY (...)'; tables go to stderr.",
     )
     v.add_argument("--manifest", default=str(REPO_ROOT / "model_repo" / "models.yml"))
     v.add_argument("--model", default="mnist", help="manifest model (default mnist)")
@@ -310,6 +312,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--batches", default="1-256", help="in-process batch sizes (default 1-256)")
     v.add_argument("--budget-s", type=float, default=1.0, help="seconds per in-process batch")
     v.add_argument("--interval-ms", type=int, default=2000, help="perf window (default 2000)")
+    v.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds of every measurement (default 3)"
+    )
     v.add_argument("--out", help="write every measurement to this JSON file")
     v.set_defaults(func=cmd_serving)
 

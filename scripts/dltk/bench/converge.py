@@ -13,14 +13,14 @@ runs alternate, and the bench prints the median extra time the big model costs a
 from __future__ import annotations
 
 import re
-import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from dltk.bench.timing import spread
 from dltk.errors import DltkError
 
 _RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)", re.M)
@@ -34,24 +34,6 @@ def changed_count(output: str, host: str) -> int | None:
     """changed= of `host` in an ansible-playbook PLAY RECAP (None when the recap has no line)."""
     found = [int(m["changed"]) for m in _RECAP.finditer(output) if m["host"] == host]
     return found[-1] if found else None
-
-
-@dataclass
-class Spread:
-    median: float
-    low: float
-    high: float
-    values: list[float] = field(default_factory=list)
-
-    def text(self, digits: int = 2) -> str:
-        d, n = digits, len(self.values)
-        return f"{self.median:.{d}f} (min {self.low:.{d}f}, max {self.high:.{d}f}, n={n})"
-
-
-def spread(values: Sequence[float]) -> Spread:
-    if not values:
-        raise DltkError("no measurement to summarize")
-    return Spread(statistics.median(values), min(values), max(values), list(values))
 
 
 def ratios(cold: Sequence[float], converged: Sequence[float]) -> list[float]:

@@ -1,14 +1,17 @@
 """`dltk bench serving`: what serving through Triton costs, and what tuning its config buys.
 
-All in one run on one machine, everything on 127.0.0.1 and bounded in time:
-1. in-process: onnxruntime on the model's ONNX file (all cores), per batch size; the best.
-2. tuned: the model rendered from the manifest with server-side dynamic batching, N instances
-   and a larger max batch, served by the local CPU tritonserver (`dltk serve`); perf_analyzer
-   sweeps client concurrency at a large client batch (the served throughput), then measures
-   batch-1 requests at concurrency C (64): the server batches them.
-3. default: the same model with Triton's defaults (no dynamic batching, one instance), same
-   client, same concurrency C.
-The ratios go to stdout as exactly two lines; tables and notes go to stderr.
+All in one run on one machine, everything on 127.0.0.1 and bounded in time. Two local CPU
+tritonservers (`dltk serve`) run side by side for the whole bench: the model rendered from the
+manifest with server-side dynamic batching, N instances and a larger max batch (tuned), and the
+same model with Triton's defaults (no dynamic batching, one instance). Then, round after round
+(--rounds, at least 3 by default), interleaved so that drift of a shared machine reaches every
+side alike (odd rounds run the served measurements in the reverse order):
+1. in-process: onnxruntime on the model's ONNX file (all cores), per batch size;
+2. served: perf_analyzer sweeps client concurrency at a large client batch on the tuned server;
+3. tuned / default: batch-1 requests at concurrency C (64) on each server (the tuned one batches);
+4. in-process again; per batch size the better of the two runs of the round counts.
+Each round gives served/in-process and tuned/default; stdout gets exactly two lines, the median of
+each ratio with its range; tables and notes go to stderr.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from dltk.bench.timing import Timing, time_calls
+from dltk.bench.timing import Spread, Timing, spread, time_calls
 from dltk.errors import DltkError
 from dltk.metrics import ModelMetrics
 from dltk.perf import ConcurrencyRange, PerfConfig, PerfResult, PerfRow, best_row
 
+MAX_ROUNDS = 20
+STABLE_RETRIES = 2  # perf_analyzer runs again when it found no stable window
 SERVING_RUNTIME = "python-onnxruntime"  # the only ONNX runtime the local tritonserver has
 PYTHON_MODEL = Path(__file__).parents[1] / "python_models" / "onnxruntime_model.py"
 
@@ -56,6 +61,7 @@ class ServingOptions:
     interval_ms: int = 2000
     max_trials: int = 4
     stability: float = 50.0
+    rounds: int = 3
     out: Path | None = None
 
     def check(self) -> None:
@@ -68,6 +74,8 @@ class ServingOptions:
             raise DltkError("--instances and --intra-op-threads >= 1, --queue-delay-us >= 0")
         if self.protocol not in ("http", "grpc"):
             raise DltkError("--protocol must be http or grpc")
+        if not 1 <= self.rounds <= MAX_ROUNDS:
+            raise DltkError(f"--rounds must be between 1 and {MAX_ROUNDS}, got {self.rounds}")
 
 
 # --- pure parts -----------------------------------------------------------------------------
@@ -101,22 +109,29 @@ def ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator > 0 else 0.0
 
 
-def ratio_lines(served_vs_inprocess: float, tuned_vs_default: float) -> list[str]:
-    """The two lines a script reads (pure)."""
+def ratio_lines(served_vs_inprocess: Spread, tuned_vs_default: Spread) -> list[str]:
+    """The two lines a script reads (pure): each ratio's median over the rounds, and its range."""
     return [
-        f"ratio served/in-process: {served_vs_inprocess:.2f}",
-        f"ratio tuned/default: {tuned_vs_default:.2f}",
+        f"ratio served/in-process: {served_vs_inprocess.text(2)}",
+        f"ratio tuned/default: {tuned_vs_default.text(2)}",
     ]
 
 
 def parse_ratio_lines(text: str) -> dict[str, float]:
-    """{'served/in-process': x, 'tuned/default': y} from `dltk bench serving`'s stdout."""
+    """{'served/in-process': median, 'tuned/default': median} from `dltk bench serving`'s stdout."""
     found: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("ratio ") and ": " in line:
             name, value = line[len("ratio ") :].split(": ", 1)
-            found[name] = float(value)
+            found[name] = float(value.split()[0])
     return found
+
+
+def round_order(index: int) -> tuple[str, ...]:
+    """The served measurements of round INDEX (0-based) in the order they run: odd rounds reverse
+    even ones, so a machine getting slower or faster during the bench reaches each side alike."""
+    order = ("served", "tuned", "default")
+    return order if index % 2 == 0 else order[::-1]
 
 
 def best_of(first: list[Timing], second: list[Timing]) -> list[Timing]:
@@ -189,12 +204,15 @@ class Measurement:
 
 
 @dataclass
-class ServingResult:
+class ServingRound:
+    """One round: in-process timings (the better of two runs per batch) and the three served
+    measurements."""
+
     inprocess: list[Timing]
     served: Measurement
     tuned: Measurement
     default: Measurement
-    options: dict[str, Any]
+    order: tuple[str, ...] = ("served", "tuned", "default")
 
     @property
     def inprocess_best(self) -> Timing:
@@ -210,7 +228,7 @@ class ServingResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "options": self.options,
+            "order": list(self.order),
             "inprocess": [
                 dict(dataclasses.asdict(t), throughput=t.throughput) for t in self.inprocess
             ],
@@ -223,6 +241,42 @@ class ServingResult:
             "default": self.default.summary(),
             "ratio_served_inprocess": round(self.served_ratio, 4),
             "ratio_tuned_default": round(self.tuned_ratio, 4),
+        }
+
+
+@dataclass
+class ServingResult:
+    rounds: list[ServingRound]
+    options: dict[str, Any]
+
+    @property
+    def served_spread(self) -> Spread:
+        return spread([r.served_ratio for r in self.rounds])
+
+    @property
+    def tuned_spread(self) -> Spread:
+        return spread([r.tuned_ratio for r in self.rounds])
+
+    @property
+    def median_round(self) -> ServingRound:
+        """The round whose tuned/default ratio is the median (the tables show it)."""
+        ordered = sorted(self.rounds, key=lambda r: r.tuned_ratio)
+        return ordered[(len(ordered) - 1) // 2]
+
+    def to_json(self) -> dict[str, Any]:
+        """Every round, and the medians with their range; the top-level measurements are the
+        median round's (the tables')."""
+        served, tuned = self.served_spread, self.tuned_spread
+        return {
+            "options": self.options,
+            **self.median_round.to_json(),
+            "ratio_served_inprocess": round(served.median, 4),
+            "ratio_tuned_default": round(tuned.median, 4),
+            "spread": {
+                "served/in-process": dataclasses.asdict(served),
+                "tuned/default": dataclasses.asdict(tuned),
+            },
+            "rounds": [r.to_json() for r in self.rounds],
         }
 
 
@@ -291,18 +345,19 @@ def measure(
     before = scrape_model(server.metrics_url, opts.model, 10.0)
     server_before = tree_cpu_seconds(server.proc.pid)
     client_before = os.times()
-    try:
-        result = run_perf(install.binary, cfg, install.env(), timeout_s=timeout_for(cfg))
-    except DltkError as exc:
-        if "stable measurement" not in str(exc):
-            raise
-        # A shared, noisy machine: one retry with windows twice as long and a looser threshold.
-        cfg = dataclasses.replace(
-            cfg,
-            measurement_interval_ms=min(2 * cfg.measurement_interval_ms, 60_000),
-            stability_percentage=max(2 * cfg.stability_percentage, 100.0),
-        )
-        result = run_perf(install.binary, cfg, install.env(), timeout_s=timeout_for(cfg))
+    for attempt in range(1 + STABLE_RETRIES):
+        try:
+            result = run_perf(install.binary, cfg, install.env(), timeout_s=timeout_for(cfg))
+            break
+        except DltkError as exc:
+            if "stable measurement" not in str(exc) or attempt == STABLE_RETRIES:
+                raise
+            # A shared, noisy machine: retry with windows twice as long, a looser threshold.
+            cfg = dataclasses.replace(
+                cfg,
+                measurement_interval_ms=min(2 * cfg.measurement_interval_ms, 60_000),
+                stability_percentage=max(2 * cfg.stability_percentage, 100.0),
+            )
     client_after = os.times()
     server_after = tree_cpu_seconds(server.proc.pid)
     after = scrape_model(server.metrics_url, opts.model, 10.0)
@@ -336,42 +391,54 @@ def run_serving(opts: ServingOptions, status: Callable[[str], None]) -> ServingR
         with np.load(model.samples) as data:
             sample = np.asarray(data["inputs"], dtype=np.float32)
 
-    status(f"in-process onnxruntime, batches {','.join(map(str, opts.batches))}")
-    inprocess = inprocess_timings(model.onnx, sample, opts.batches, opts.budget_s)
     single = ConcurrencyRange(opts.concurrency, opts.concurrency)
+    runs = {
+        "served": ("served", opts.sweep, opts.served_batch, opts.served_client_threads),
+        "tuned": ("tuned", single, 1, opts.client_threads),
+        "default": ("default", single, 1, opts.client_threads),
+    }
+    rounds: list[ServingRound] = []
     with tempfile.TemporaryDirectory(prefix="dltk-bench-serving-") as tmp:
         base = Path(tmp)
         tuned_repo = write_repo(base / "tuned", tuned_spec(model, opts), "cpu")
         default_repo = write_repo(base / "default", default_spec(model, opts), "cpu")
-        status("tritonserver with the tuned config")
-        with background_server(tuned_repo, base / "tuned.log") as server:
-            status(f"served: concurrency {opts.sweep}, client batch {opts.served_batch}")
-            served = measure(
-                server,
-                opts,
-                "served",
-                opts.sweep,
-                opts.served_batch,
-                shapes,
-                opts.served_client_threads or opts.sweep.end,
-            )
-            status(f"tuned: concurrency {opts.concurrency}, batch 1")
-            tuned = measure(server, opts, "tuned", single, 1, shapes, opts.client_threads)
-        status("tritonserver with the default config")
-        with background_server(default_repo, base / "default.log") as server:
-            status(f"default: concurrency {opts.concurrency}, batch 1")
-            default = measure(server, opts, "default", single, 1, shapes, opts.client_threads)
-    # Measured again after the servers: on a shared machine the better of two runs per batch
-    # keeps a passing load spike from flattering the served/in-process ratio.
-    status("in-process onnxruntime again")
-    again = inprocess_timings(model.onnx, sample, opts.batches, opts.budget_s)
-    inprocess = best_of(inprocess, again)
+        status("tritonserver with the tuned config, and one with the default config")
+        with (
+            background_server(tuned_repo, base / "tuned.log") as tuned_server,
+            background_server(default_repo, base / "default.log") as default_server,
+        ):
+            servers = {"served": tuned_server, "tuned": tuned_server, "default": default_server}
+            for index in range(opts.rounds):
+                step = f"round {index + 1}/{opts.rounds}"
+                status(
+                    f"{step}: in-process onnxruntime, batches {','.join(map(str, opts.batches))}"
+                )
+                first = inprocess_timings(model.onnx, sample, opts.batches, opts.budget_s)
+                measured: dict[str, Measurement] = {}
+                order = round_order(index)
+                for name in order:
+                    label, conc, batch, threads = runs[name]
+                    status(f"{step}: {label}, concurrency {conc}, client batch {batch}")
+                    measured[name] = measure(
+                        servers[name], opts, label, conc, batch, shapes, threads or conc.end
+                    )
+                status(f"{step}: in-process onnxruntime again")
+                again = inprocess_timings(model.onnx, sample, opts.batches, opts.budget_s)
+                rounds.append(
+                    ServingRound(
+                        best_of(first, again),
+                        measured["served"],
+                        measured["tuned"],
+                        measured["default"],
+                        order,
+                    )
+                )
     options = {
         k: (str(v) if isinstance(v, Path | ConcurrencyRange) else v)
         for k, v in dataclasses.asdict(opts).items()
     }
     options["sweep"] = str(opts.sweep)
-    result = ServingResult(inprocess, served, tuned, default, options)
+    result = ServingResult(rounds, options)
     if opts.out:
         try:
             opts.out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,15 +12,18 @@ def _ms(value: float | None) -> str:
 
 
 def serving_tables(result: ServingResult) -> list[Table]:
-    inproc = Table(title="in-process onnxruntime (all cores)")
+    """The median round's tables (in-process, the three served runs, its ratios), then every
+    round's ratios with their medians and ranges."""
+    median = result.median_round
+    inproc = Table(title="in-process onnxruntime (all cores), the median round")
     for col in ("batch", "ms/batch", "samples/s"):
         inproc.add_column(col, justify="right")
-    best = result.inprocess_best
-    for t in result.inprocess:
+    best = median.inprocess_best
+    for t in median.inprocess:
         mark = " *" if t is best else ""
         inproc.add_row(str(t.batch), f"{t.mean_ms:.3f}", f"{t.throughput:.0f}{mark}")
 
-    served = Table(title="Triton (python-onnxruntime) measured by perf_analyzer")
+    served = Table(title="Triton (python-onnxruntime) measured by perf_analyzer, the median round")
     for col in (
         "run",
         "client",
@@ -33,25 +36,24 @@ def serving_tables(result: ServingResult) -> list[Table]:
         "CPU s client/server",
     ):
         served.add_column(col, justify="right")
-    for m in (result.served, result.tuned, result.default):
+    for m in (median.served, median.tuned, median.default):
         served.add_row(*_row(m))
-    summary = Table(title="serving efficiency")
-    summary.add_column("ratio")
-    summary.add_column("value", justify="right")
-    summary.add_column("from")
-    summary.add_row(
-        "served/in-process",
-        f"{result.served_ratio:.2f}",
-        f"{result.served.best.throughput:.0f} / {best.throughput:.0f} samples/s "
-        f"(in-process batch {best.batch})",
-    )
-    summary.add_row(
-        "tuned/default",
-        f"{result.tuned_ratio:.2f}",
-        f"{result.tuned.best.throughput:.0f} / {result.default.best.throughput:.0f} infer/s at "
-        f"concurrency {result.default.best.concurrency}",
-    )
-    return [inproc, served, summary]
+    rounds = Table(title=f"serving efficiency, {len(result.rounds)} interleaved rounds")
+    for col in ("round", "order", "served/in-process", "from", "tuned/default", "from "):
+        rounds.add_column(col)
+    for index, r in enumerate(result.rounds, 1):
+        rounds.add_row(
+            str(index),
+            ", ".join(r.order),
+            f"{r.served_ratio:.2f}",
+            f"{r.served.best.throughput:.0f} / {r.inprocess_best.throughput:.0f} samples/s "
+            f"(in-process batch {r.inprocess_best.batch})",
+            f"{r.tuned_ratio:.2f}",
+            f"{r.tuned.best.throughput:.0f} / {r.default.best.throughput:.0f} infer/s at "
+            f"concurrency {r.default.best.concurrency}",
+        )
+    rounds.add_row("median", "", result.served_spread.text(2), "", result.tuned_spread.text(2), "")
+    return [inproc, served, rounds]
 
 
 def _row(m: Measurement) -> list[str]:

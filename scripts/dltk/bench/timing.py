@@ -10,7 +10,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dltk.errors import DltkError
 
@@ -105,3 +105,23 @@ def parse_batches(text: str, maximum: int = MAX_BATCH) -> tuple[int, ...]:
             f"(powers of two), each between 1 and {maximum}"
         )
     return tuple(sorted(set(values)))
+
+
+@dataclass
+class Spread:
+    """The median of repeated measurements and their range (what a bench prints)."""
+
+    median: float
+    low: float
+    high: float
+    values: list[float] = field(default_factory=list)
+
+    def text(self, digits: int = 2) -> str:
+        d, n = digits, len(self.values)
+        return f"{self.median:.{d}f} (min {self.low:.{d}f}, max {self.high:.{d}f}, n={n})"
+
+
+def spread(values: Sequence[float]) -> Spread:
+    if not values:
+        raise DltkError("no measurement to summarize")
+    return Spread(statistics.median(values), min(values), max(values), list(values))

@@ -106,3 +106,41 @@ def big_variant(source: Path, path: Path, extra_mb: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+def _edited_initializers(source: Path, path: Path, edits: Mapping[str, Any]) -> Path:
+    """A copy of SOURCE with each named initializer replaced by EDITS[name](its array)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    missing = set(edits)
+    for i, init in enumerate(model.graph.initializer):
+        if init.name in edits:
+            array = np.asarray(edits[init.name](numpy_helper.to_array(init)), dtype=np.float32)
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(array, init.name))
+            missing.discard(init.name)
+    if missing:
+        raise DltkError(f"{source}: no initializer {', '.join(sorted(missing))}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def new_weights_variant(source: Path, path: Path, bias: str = "9.bias") -> Path:
+    """A new version that answers differently and as well: the last layer's bias shifted by the
+    same amount for every class (logits move, the predicted class does not)."""
+    return _edited_initializers(source, path, {bias: lambda a: a + 0.25})
+
+
+def wrong_answers_variant(
+    source: Path, path: Path, weight: str = "9.weight", bias: str = "9.bias"
+) -> Path:
+    """A version that loads and answers, wrongly: the last layer's classes rotated by one (its
+    weight rows and biases), so every prediction names the next class; verification on labelled
+    samples fails."""
+    import numpy as np
+
+    roll = lambda a: np.roll(a, 1, axis=0)  # noqa: E731
+    return _edited_initializers(source, path, {weight: roll, bias: roll})

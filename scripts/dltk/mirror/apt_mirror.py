@@ -5,7 +5,8 @@ throwaway container of the hosts' image (which does reach the Debian archive), t
 as a Debian repository (dists/<suite>/<component>/binary-<arch>/Packages, Release, InRelease)
 signed with a key generated for the mirror. `spec` builds a small repository of STAND-IN packages
 (test doubles: they say so in their description) from a JSON spec, the way molecule scenarios
-stand in for vendor repositories that are not reachable here.
+stand in for vendor repositories that are not reachable here. `plan` prints the bill of materials
+of an inventory (plan.py): what a site carries in, with sizes where this machine knows them.
 """
 
 from __future__ import annotations
@@ -281,10 +282,35 @@ def run_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_plan(args: argparse.Namespace) -> int:
+    from dltk.mirror.hostvars import find_project, resolve_hosts  # only `plan` needs them
+    from dltk.mirror.plan import build_bill, tables
+
+    project = find_project(args.project)
+    hostvars = resolve_hosts(args.inventory, project, distribution=args.distribution)
+    bill = build_bill(str(args.inventory), hostvars, project)
+    # With --json - the JSON alone goes to stdout, the tables to stderr.
+    console = Console(width=args.width, stderr=str(args.json) == "-")
+    classes = ", ".join(f"{h} ({v['class']}, NGC {v['release']})" for h, v in bill.hosts.items())
+    console.print(f"bill of materials for {args.inventory}: {classes}", highlight=False)
+    for table in tables(bill):
+        console.print(table)
+    if args.json:
+        text = bill.to_json() + "\n"
+        if str(args.json) == "-":
+            sys.stdout.write(text)
+        else:
+            args.json.write_text(text)
+            print(f"JSON written to {args.json}")
+    return 0
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """`dltk mirror build|spec`."""
+    """`dltk mirror build|spec|plan`."""
     _add_actions(
-        subparsers.add_parser("mirror", help="build signed apt mirrors for air-gapped hosts")
+        subparsers.add_parser(
+            "mirror", help="plan and build what air-gapped hosts need (signed apt mirrors)"
+        )
     )
 
 
@@ -334,6 +360,26 @@ def _add_actions(parser: argparse.ArgumentParser) -> None:
     )
     spec.add_argument("gnupghome", type=Path, help="directory for the throwaway signing key")
     spec.set_defaults(func=run_spec)
+    plan = sub.add_parser(
+        "plan",
+        help="bill of materials of an inventory: images, apt packages, wheels, models, sizes",
+    )
+    plan.add_argument("-i", "--inventory", type=Path, required=True, help="Ansible inventory")
+    plan.add_argument("--json", type=Path, help="also write the bill as JSON to FILE (- : stdout)")
+    plan.add_argument(
+        "--distribution",
+        default="Debian",
+        choices=("Debian", "Ubuntu"),
+        help="hosts' distribution where Ansible holds no facts of them (no host is contacted)",
+    )
+    plan.add_argument(
+        "--project",
+        type=Path,
+        help="project checkout with roles/ and ansible.cfg (default: the current directory, "
+        "else the checkout dltk runs from)",
+    )
+    plan.add_argument("--width", type=int, default=160, help="table width")
+    plan.set_defaults(func=run_plan)
 
 
 def main(argv: list[str] | None = None) -> int:

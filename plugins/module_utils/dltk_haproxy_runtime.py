@@ -1,0 +1,1 @@
+../../scripts/dltk/fleet/haproxy_runtime.py

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The fleet sandbox (make fleet, make demo HOSTS=N): N sandbox hosts, deploy.yml on them, the
+# triton_lb role's HAProxy in front, and a traffic check through it.
+#   FLEET_HOSTS=4 scripts/fleet.sh up      (hosts reused when running; a re-run converges)
+#   scripts/fleet.sh down
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"
+PY=.venv/bin/python
+INVENTORY=build/fleet/inventory.yml
+LB=dltk-fleet-lb
+log() { printf '[fleet] %s\n' "$*"; }
+
+up() {
+  local hosts start=$SECONDS metrics=() i=0
+  hosts=$($PY -m dltk.fleet inventory --hosts "${FLEET_HOSTS:-4}" --out "$INVENTORY")
+  SANDBOX_HOSTS="$hosts" scripts/sandbox.sh up
+  ansible-playbook deploy.yml -i "$INVENTORY" -e dltk_hosts=sandbox
+  log "deploy.yml on $(wc -w <<<"$hosts") hosts: $((SECONDS - start)) s"
+  ansible-playbook playbooks/lb.yml -i "$INVENTORY"
+  for host in $hosts; do
+    metrics+=("$host=http://127.0.0.1:$((18402 + 10 * i))/metrics")
+    i=$((i + 1))
+  done
+  $PY -m dltk.fleet traffic --http 127.0.0.1:18490 --grpc 127.0.0.1:18491 \
+    --metrics "${metrics[@]}" --lb-container "$LB"
+  log "fleet up in $((SECONDS - start)) s; load balancer: HTTP 127.0.0.1:18490, gRPC 127.0.0.1:18491"
+}
+
+down() {
+  local hosts
+  hosts=$(docker ps -a --filter label=dltk.sandbox=1 --format '{{.Names}}' | grep '^dltk-fleet-[0-9]*$' || true)
+  if [ -n "$hosts" ]; then SANDBOX_HOSTS="$hosts" scripts/sandbox.sh down; fi
+  docker rm -f "$LB" >/dev/null 2>&1 || true
+  docker network rm "$LB-net" >/dev/null 2>&1 || true
+  rm -rf "/srv/dltk-sandbox/$LB"
+  log "load balancer $LB removed"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
