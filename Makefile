@@ -32,7 +32,7 @@ ANSIBLE_BUNDLE := 12.3.0
 $(VENV)/.stamp: pyproject.toml constraints.txt collections/requirements.yml scripts/install-collections.py | deps
 	@echo "[venv] creating $(VENV) from $(SYSTEM_PY) with constraints.txt"
 	@test -x $(VENV)/bin/python || $(SYSTEM_PY) -m venv $(VENV)
-	@$(VENV)/bin/pip install -q -c constraints.txt -e '.[export,serve,dev,report]' \
+	@$(VENV)/bin/pip install -q -c constraints.txt -e '.[export,serve,dev,report,tune]' \
 	  2> >(grep -v "^WARNING: Location '" >&2)
 	@$(VENV)/bin/dltk --version >/dev/null
 	@cd $(CURDIR) && $(VENV)/bin/python scripts/install-collections.py \

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "release": "dltk.release",
     "driver": "dltk.driver_policy",
     "drill": "dltk.drill.cli",
+    "tune": "dltk.tune.cli",
 }
 
 

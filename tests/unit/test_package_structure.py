@@ -35,6 +35,7 @@ COMMANDS_BEFORE = (
     "release",
     "driver",
     "drill",
+    "tune",
 )
 # release.py is both the release table that other modules read and `dltk release`; it stays one
 # file because images/dltk/Dockerfile copies it alone into the image build (with errors.py).

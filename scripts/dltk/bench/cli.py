@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dltk.bench.timing import DEFAULT_BATCHES, parse_batches
+from dltk.bench.tune import add_bench_tune_parser
 from dltk.errors import DltkError
 from dltk.perf import parse_concurrency_range
 
@@ -341,3 +342,5 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--manifest", default=str(REPO_ROOT / "model_repo" / "models.yml"))
     c.add_argument("--keep", action="store_true", help="leave the bench hosts running")
     c.set_defaults(func=cmd_converge)
+
+    add_bench_tune_parser(sub)  # dltk bench tune: bench/tune.py
