@@ -3,33 +3,39 @@
 # triton_lb role's HAProxy in front, and a traffic check through it.
 #   FLEET_HOSTS=4 scripts/fleet.sh up      (hosts reused when running; a re-run converges)
 #   scripts/fleet.sh down
+# Another fleet beside the default one (a test's, a bench's): FLEET_NAME=dltk-ci FLEET_PORT_BASE=18600
+# (hosts NAME-1..N publishing BASE+10(i-1)+{0,1,2}, the load balancer NAME-lb on BASE+90 and +91,
+# the inventory build/fleet/NAME/inventory.yml; the default fleet's is build/fleet/inventory.yml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"
 PY=.venv/bin/python
-INVENTORY=build/fleet/inventory.yml
-LB=dltk-fleet-lb
+NAME=${FLEET_NAME:-dltk-fleet}
+BASE=${FLEET_PORT_BASE:-18400}
+if [ "$NAME" = dltk-fleet ]; then INVENTORY=build/fleet/inventory.yml; else INVENTORY=build/fleet/$NAME/inventory.yml; fi
+LB=$NAME-lb
 log() { printf '[fleet] %s\n' "$*"; }
 
 up() {
   local hosts start=$SECONDS metrics=() i=0
-  hosts=$($PY -m dltk.fleet inventory --hosts "${FLEET_HOSTS:-4}" --out "$INVENTORY")
+  hosts=$($PY -m dltk.fleet inventory --hosts "${FLEET_HOSTS:-4}" --out "$INVENTORY" \
+    --name "$NAME" --base-port "$BASE")
   SANDBOX_HOSTS="$hosts" scripts/sandbox.sh up
   ansible-playbook deploy.yml -i "$INVENTORY" -e dltk_hosts=sandbox
   log "deploy.yml on $(wc -w <<<"$hosts") hosts: $((SECONDS - start)) s"
   ansible-playbook playbooks/lb.yml -i "$INVENTORY"
   for host in $hosts; do
-    metrics+=("$host=http://127.0.0.1:$((18402 + 10 * i))/metrics")
+    metrics+=("$host=http://127.0.0.1:$((BASE + 2 + 10 * i))/metrics")
     i=$((i + 1))
   done
-  $PY -m dltk.fleet traffic --http 127.0.0.1:18490 --grpc 127.0.0.1:18491 \
+  $PY -m dltk.fleet traffic --http "127.0.0.1:$((BASE + 90))" --grpc "127.0.0.1:$((BASE + 91))" \
     --metrics "${metrics[@]}" --lb-container "$LB"
-  log "fleet up in $((SECONDS - start)) s; load balancer: HTTP 127.0.0.1:18490, gRPC 127.0.0.1:18491"
+  log "fleet up in $((SECONDS - start)) s; load balancer: HTTP 127.0.0.1:$((BASE + 90)), gRPC 127.0.0.1:$((BASE + 91))"
 }
 
 down() {
   local hosts
-  hosts=$(docker ps -a --filter label=dltk.sandbox=1 --format '{{.Names}}' | grep '^dltk-fleet-[0-9]*$' || true)
+  hosts=$(docker ps -a --filter label=dltk.sandbox=1 --format '{{.Names}}' | grep "^$NAME-[0-9]*\$" || true)
   if [ -n "$hosts" ]; then SANDBOX_HOSTS="$hosts" scripts/sandbox.sh down; fi
   docker rm -f "$LB" >/dev/null 2>&1 || true
   docker network rm "$LB-net" >/dev/null 2>&1 || true

@@ -47,6 +47,27 @@ def test_inventory_groups_and_how_the_lb_reaches_each_host() -> None:
     assert lb["triton_lb_dir"] == "/srv/dltk-sandbox/dltk-fleet-lb"
 
 
+def test_a_named_fleet_beside_the_default_one_shares_no_name_or_port() -> None:
+    """A test's or a bench's fleet (--name, --base-port) must not collide with `make fleet`'s."""
+    other = inventory.fleet_inventory(8, name="dltk-ci", base_port=18600)["all"]["children"]
+    default = inventory.fleet_inventory(8)["all"]["children"]
+
+    def names_and_ports(inv: dict) -> tuple[set, set]:
+        hosts = inv["sandbox"]["hosts"]
+        ((lb_name, lb),) = inv["triton_lb"]["hosts"].items()
+        ports = {p for h in hosts.values() for p in h.values()}
+        ports |= {lb["triton_lb_http_port"], lb["triton_lb_grpc_port"]}
+        names = {*hosts, lb_name, lb["triton_lb_container_name"], lb["triton_lb_network"]}
+        return names, ports
+
+    names, ports = names_and_ports(other)
+    assert not names & names_and_ports(default)[0]
+    assert not ports & names_and_ports(default)[1]
+    assert other["sandbox"]["vars"]["dltk_lb_host"] == "dltk-ci-lb"
+    assert other["triton_lb"]["hosts"]["dltk-ci-lb"]["triton_lb_http_port"] == 18690
+    assert other["sandbox"]["hosts"]["dltk-ci-2"]["triton_server_grpc_port"] == 18611
+
+
 def test_write_inventory_links_the_project_group_vars(tmp_path: Path) -> None:
     group_vars = tmp_path / "project" / "group_vars"
     group_vars.mkdir(parents=True)

@@ -13,9 +13,12 @@ from dltk.fleet import load as fleet_load
 
 
 def _inventory(args: argparse.Namespace) -> int:
-    out = inventory.write_inventory(args.hosts, Path(args.out), Path(args.group_vars))
-    print(" ".join(inventory.host_names(args.hosts)))
-    print(f"[fleet] inventory {out} ({args.hosts} hosts + {inventory.LB_HOST})", file=sys.stderr)
+    out = inventory.write_inventory(
+        args.hosts, Path(args.out), Path(args.group_vars), args.name, args.base_port
+    )
+    print(" ".join(inventory.host_names(args.hosts, args.name)))
+    lb = inventory.lb_host(args.name)
+    print(f"[fleet] inventory {out} ({args.hosts} hosts + {lb})", file=sys.stderr)
     return 0
 
 
@@ -137,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hosts", type=int, default=4)
     p.add_argument("--out", default="build/fleet/inventory.yml")
     p.add_argument("--group-vars", default="inventory/group_vars")
+    p.add_argument("--name", default=inventory.NAME, help="hosts NAME-1..N, load balancer NAME-lb")
+    p.add_argument(
+        "--base-port",
+        type=int,
+        default=inventory.BASE_PORT,
+        help="host i publishes BASE+10(i-1)+{0,1,2}; the load balancer BASE+90 (HTTP), +91 (gRPC)",
+    )
     p.set_defaults(func=_inventory)
     p = sub.add_parser(
         "traffic", help="send inferences through the LB; per-host counts; exit 1 if a host got none"
@@ -170,8 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         "rollouts", help="deploy.yml rollouts under load through the LB; 0 failed requests each"
     )
     p.add_argument("--inventory", default="build/fleet/inventory.yml")
-    p.add_argument("--http", default="127.0.0.1:18490", help="the LB's HTTP HOST:PORT")
-    p.add_argument("--grpc", default="127.0.0.1:18491", help="the LB's gRPC HOST:PORT")
+    p.add_argument(
+        "--http", default=f"127.0.0.1:{inventory.LB_HTTP_PORT}", help="the LB's HTTP HOST:PORT"
+    )
+    p.add_argument(
+        "--grpc", default=f"127.0.0.1:{inventory.LB_GRPC_PORT}", help="the LB's gRPC HOST:PORT"
+    )
     p.add_argument("--model", default="mnist")
     p.add_argument("--only", help="comma-separated scenarios (default: all, in order)")
     p.add_argument("--batch", help="dltk_rollout_batch (default: the playbook's, 25%%)")
