@@ -4,7 +4,7 @@ The images are the ones `dltk mirror plan` lists for an inventory (plan.image_it
 image, the toolkit's base, the TensorRT image on GPU hosts; the toolkit itself is built on the
 host and not carried). For each image the local docker engine holds:
 - with --registry HOST:PORT: `docker tag` to HOST:PORT/<path>:<tag> (the source registry's host
-  dropped: nvcr.io/nvidia/tritonserver:24.10-py3 -> HOST:PORT/nvidia/tritonserver:24.10-py3) and
+  dropped: nvcr.io/nvidia/tritonserver:<tag> -> HOST:PORT/nvidia/tritonserver:<tag>) and
   `docker push`; the digest is the registry's answer to the manifest upload, which docker prints
   as `<tag>: digest: sha256:<hex> size: <n>`;
 - with --archive-dir DIR: `docker save` to DIR/<name>.tar and a manifest DIR/images.json (file,
@@ -195,7 +195,7 @@ def lock_document(registry: str, inventory: str, pushed: dict[str, dict[str, Any
 
 
 def archive_name(ref: str) -> str:
-    """A file name for an image's archive: dltk/triton-cpu:2.51.0 -> dltk_triton-cpu_2.51.0.tar."""
+    """A file name for an image's archive: dltk/triton-cpu:<tag> -> dltk_triton-cpu_<tag>.tar."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", ref.split("@")[0]).strip("_") + ".tar"
 
 
