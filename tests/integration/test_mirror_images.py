@@ -11,6 +11,7 @@ DOCKER_CONFIG, never in the user's. Checks:
 - with the local registry tags removed, the role registry_image pulls the image back by digest
   and tags it as the caller's name (same image id as pushed); a second run changes nothing; a lock
   that lacks the image stops the role with the command to run;
+- triton_server with dltk_registry set (its install phase) pulls its image the same way;
 - --archive-dir writes `docker save` archives that `docker load` reads back, with their sha256
   in images.json (on a small inventory: the debian base only).
 """
@@ -195,6 +196,51 @@ def test_role_pulls_by_digest_and_tags_the_caller_s_name(
         tagged = _docker("image", "inspect", "-f", "{{.Id}}", name)
         assert tagged.stdout.strip() == pushed["id"]
         second = run_playbook(tmp_path, PULL_PLAY, variables)
+        require_ok(second)
+        assert changed_count(second.stdout) == 0, second.stdout[-3000:]
+    finally:
+        _docker("rmi", name)
+
+
+SERVER_PLAY = """\
+- name: triton_server's install phase only
+  hosts: all
+  gather_facts: false
+  roles:
+    - role: triton_server
+"""
+
+
+def test_triton_server_pulls_its_image_by_digest_when_dltk_registry_is_set(
+    registry: Registry, lock: dict, tmp_path: Path
+) -> None:
+    """The real role, its install phase (--tags triton_server_install: the fast-path probe, then
+    the image): dltk_registry and the credentials reach registry_image through triton_server."""
+    pushed = lock["details"][BASE]
+    name = f"dltk-test-server-{uuid.uuid4().hex[:8]}/triton:pulled"
+    test_lock = tmp_path / "lock.json"
+    test_lock.write_text(json.dumps({"images": {name: lock["images"][BASE]}}))
+    tag = f"dltk-test-server-{uuid.uuid4().hex[:8]}"
+    variables = {
+        "dltk_registry": registry.address,
+        "dltk_registry_lock": str(test_lock),
+        "dltk_registry_username": USER,
+        "dltk_registry_password": registry.password,
+        "dltk_triton_image": name,
+        "dltk_model_repo_dir": str(tmp_path / "model_repo"),
+        "dltk_secrets_dir": str(tmp_path / "secrets"),
+        "triton_server_container_name": tag,
+        "triton_server_network": tag,
+    }
+    try:
+        first = run_playbook(tmp_path, SERVER_PLAY, variables, "--tags", "triton_server_install")
+        require_ok(first)
+        assert registry.password not in first.stdout + first.stderr
+        assert "Pull the image by digest" in first.stdout
+        tagged = _docker("image", "inspect", "-f", "{{.Id}}", name)
+        require_ok(tagged)
+        assert tagged.stdout.strip() == pushed["id"]
+        second = run_playbook(tmp_path, SERVER_PLAY, variables, "--tags", "triton_server_install")
         require_ok(second)
         assert changed_count(second.stdout) == 0, second.stdout[-3000:]
     finally:
