@@ -101,7 +101,7 @@ CASES: dict[str, tuple[str, dict[str, object], str]] = {
         "triton_server",
         {"triton_server_registry": "127.0.0.1:5000", "dltk_registry_lock": "{tmp}/no-lock.json"},
         "triton_server: cannot pull dltk/triton-cpu:2.51.0 by digest from registry 127.0.0.1:5000: "
-        "the lock file {tmp}/no-lock.json is missing or empty. Run `dltk mirror images",
+        "the lock file {tmp}/no-lock.json is missing or empty.",
     ),
     "registry given as a URL": (
         "triton_server",
