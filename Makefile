@@ -10,7 +10,7 @@ BIN       := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help deps engine images venv demo fleet fleet-down fleet-rollouts bench profile demo-down test lint unit mutation integration molecule gpu-sim drill drill-short clean role-docs
+.PHONY: help deps engine images venv demo fleet fleet-down fleet-rollouts bench profile demo-down test lint unit mutation integration molecule gpu-sim drill drill-short clean role-docs registry registry-down mirror-images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -77,6 +77,18 @@ profile: images ## Nsight Systems + PyTorch profiler inside the DLTK image on th
 
 demo-down: ## remove the sandbox host and its containers
 	@scripts/sandbox.sh down
+
+# The local image registry of docs/air-gapped.md (Debian's docker-registry, 127.0.0.1:REGISTRY_PORT),
+# then the images of the sandbox inventory pushed into it (lock file build/mirror/images.lock.json).
+REGISTRY_PORT ?= 5000
+registry: engine ## a local image registry (Debian's docker-registry) on 127.0.0.1:REGISTRY_PORT (5000)
+	@REGISTRY_PORT=$(REGISTRY_PORT) scripts/registry.sh up
+
+mirror-images: registry ## push the images deploy.yml needs (inventory/sandbox.yml) into it, digests in build/mirror/images.lock.json
+	dltk mirror images --registry 127.0.0.1:$(REGISTRY_PORT) -i inventory/sandbox.yml
+
+registry-down: ## remove the local image registry (REGISTRY_PURGE=1: and the images it holds)
+	@scripts/registry.sh down
 
 lint: venv ## ansible-lint (production), yamllint, ruff, syntax-check
 	yamllint -s .

@@ -97,6 +97,17 @@ CASES: dict[str, tuple[str, dict[str, object], str]] = {
         "Model repository {tmp}/no-such-repo does not exist on the host: run the "
         "triton_model_repo role first or set triton_server_model_repo_dir.",
     ),
+    "registry lock file missing": (
+        "triton_server",
+        {"triton_server_registry": "127.0.0.1:5000", "dltk_registry_lock": "{tmp}/no-lock.json"},
+        "triton_server: cannot pull dltk/triton-cpu:2.51.0 by digest from registry 127.0.0.1:5000: "
+        "the lock file {tmp}/no-lock.json is missing or empty.",
+    ),
+    "registry given as a URL": (
+        "triton_server",
+        {"triton_server_registry": "http://127.0.0.1:5000"},
+        "the registry must be HOST:PORT (no scheme, no path)",
+    ),
     "verify perf flag not a boolean": (
         "triton_verify",
         {"triton_verify_perf": "maybe"},

@@ -1,5 +1,6 @@
 """`dltk mirror`: what air-gapped hosts need. apt_mirror.py is the command (`build`: signed apt
-mirrors, `spec`: stand-in repositories, `plan`: the bill of materials); apt_repo.py writes the
-repositories; plan.py lists what an inventory's hosts need (images, apt packages, wheels, models)
-from their variables, which hostvars.py has ansible-playbook resolve.
+mirrors, `spec`: stand-in repositories, `plan`: the bill of materials, `images`: the bill's images
+into a registry or archives); apt_repo.py writes the repositories; plan.py lists what an
+inventory's hosts need (images, apt packages, wheels, models) from their variables, which
+hostvars.py has ansible-playbook resolve; images.py pushes or saves the images of that list.
 """

@@ -7,6 +7,8 @@ signed with a key generated for the mirror. `spec` builds a small repository of 
 (test doubles: they say so in their description) from a JSON spec, the way molecule scenarios
 stand in for vendor repositories that are not reachable here. `plan` prints the bill of materials
 of an inventory (plan.py): what a site carries in, with sizes where this machine knows them.
+`images` pushes the images of that bill into a local registry or saves them as archives
+(images.py), with a lock file of their registry digests.
 """
 
 from __future__ import annotations
@@ -305,8 +307,50 @@ def run_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_images(args: argparse.Namespace) -> int:
+    from dltk.mirror.hostvars import find_project, resolve_hosts
+    from dltk.mirror.images import (
+        carried_images,
+        check_present,
+        check_registry,
+        docker_cli,
+        docker_inspector_via,
+        lock_document,
+        push_images,
+        save_images,
+    )
+
+    if not args.registry and not args.archive_dir:
+        raise DltkError("nothing to do: pass --registry HOST:PORT and/or --archive-dir DIR")
+    registry = check_registry(args.registry) if args.registry else ""
+    project = find_project(args.project)
+    hostvars = resolve_hosts(args.inventory, project, distribution=args.distribution)
+    items = carried_images(hostvars, docker_inspector_via(docker_cli))
+    check_present(items)
+    table = Table(title=f"images of {args.inventory}: {len(items)}", title_justify="left")
+    for column in ("image", "pushed as", "digest", "archive"):
+        table.add_column(column, overflow="fold")
+    pushed = push_images(items, registry, docker_cli) if registry else {}
+    saved = save_images(items, args.archive_dir, docker_cli) if args.archive_dir else {}
+    for item in items:
+        entry = pushed.get(item.name, {})
+        archive = saved.get("archives", {}).get(item.name, {})
+        table.add_row(
+            item.name, entry.get("tag", "-"), entry.get("digest", "-"), archive.get("file", "-")
+        )
+    Console(width=args.width).print(table)
+    if registry:
+        args.lock.parent.mkdir(parents=True, exist_ok=True)
+        lock = lock_document(registry, str(args.inventory), pushed)
+        args.lock.write_text(json.dumps(lock, indent=2) + "\n")
+        print(f"lock file written to {args.lock} (set dltk_registry: {registry})")
+    if args.archive_dir:
+        print(f"archives and their manifest in {args.archive_dir}/images.json (docker load -i)")
+    return 0
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """`dltk mirror build|spec|plan`."""
+    """`dltk mirror build|spec|plan|images`."""
     _add_actions(
         subparsers.add_parser(
             "mirror", help="plan and build what air-gapped hosts need (signed apt mirrors)"
@@ -380,6 +424,40 @@ def _add_actions(parser: argparse.ArgumentParser) -> None:
     )
     plan.add_argument("--width", type=int, default=160, help="table width")
     plan.set_defaults(func=run_plan)
+    images = sub.add_parser(
+        "images",
+        help="push the images of the bill of materials into a registry (digests in a lock file) "
+        "or save them as archives",
+    )
+    images.add_argument(
+        "-i",
+        "--inventory",
+        type=Path,
+        default=Path("inventory/sandbox.yml"),
+        help="Ansible inventory (default: inventory/sandbox.yml)",
+    )
+    images.add_argument(
+        "--registry", default="", help="HOST:PORT of the registry to push to (docker login first)"
+    )
+    images.add_argument(
+        "--archive-dir", type=Path, help="also (or instead) docker save each image into DIR"
+    )
+    images.add_argument(
+        "--lock",
+        type=Path,
+        default=Path("build/mirror/images.lock.json"),
+        help="lock file: image name -> path@sha256 digest in the registry "
+        "(default: build/mirror/images.lock.json, what dltk_registry_lock reads)",
+    )
+    images.add_argument(
+        "--distribution",
+        default="Debian",
+        choices=("Debian", "Ubuntu"),
+        help="hosts' distribution where Ansible holds no facts of them (no host is contacted)",
+    )
+    images.add_argument("--project", type=Path, help="project checkout (as for plan)")
+    images.add_argument("--width", type=int, default=160, help="table width")
+    images.set_defaults(func=run_images)
 
 
 def main(argv: list[str] | None = None) -> int:
