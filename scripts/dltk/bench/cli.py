@@ -5,6 +5,7 @@ trt      latency and throughput per batch size of a TensorRT engine (GPU hosts, 
 serving  in-process onnxruntime vs Triton-served, and tuned vs default Triton config
 converge a converged re-run of deploy.yml vs a cold deploy on a fresh sandbox host (and the
          extra time a big model in the repository costs a converged run)
+fleet    a converged deploy.yml on N hosts of a fleet sandbox vs on one of them
 """
 
 from __future__ import annotations
@@ -253,6 +254,91 @@ def cmd_converge(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- fleet ----------------------------------------------------------------------------------
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    import json
+    import subprocess
+
+    from dltk.bench.fleet import (
+        fleet_perf_lines,
+        fleet_perf_options,
+        measure,
+        read_report,
+        report_lines,
+        sides,
+    )
+    from dltk.drill.host import DrillHost, deploy, run
+    from dltk.fleet.inventory import lb_ports
+
+    root = REPO_ROOT
+    # Every task's time in build/bench/fleet/plays.log (profile_tasks lists 20 by default).
+    os.environ.setdefault("PROFILE_TASKS_TASK_OUTPUT_LIMIT", "all")
+    work = root / "build" / "bench" / "fleet"
+    work.mkdir(parents=True, exist_ok=True)
+    inventory = root / "build" / "fleet" / args.name / "inventory.yml"
+    one, many = sides(args.hosts, args.name)
+    http_port, grpc_port = lb_ports(args.base_port)
+    fleet_env = dict(
+        os.environ,
+        FLEET_NAME=args.name,
+        FLEET_PORT_BASE=str(args.base_port),
+        FLEET_HOSTS=str(args.hosts),
+        ANSIBLE_CONFIG=str(root / "ansible.cfg"),
+        PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    )
+
+    def log(msg: str) -> None:
+        print(f"[bench fleet] {msg}", file=sys.stderr, flush=True)
+
+    def fleet(action: str) -> None:
+        out = work / f"fleet-{action}.log"
+        log(f"scripts/fleet.sh {action} ({args.name}, {args.hosts} hosts; log: {out})")
+        with out.open("w") as f:
+            try:
+                proc = subprocess.run(
+                    ["scripts/fleet.sh", action], cwd=root, env=fleet_env, stdout=f,
+                    stderr=subprocess.STDOUT, timeout=args.up_timeout_s, check=False,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                raise DltkError(f"scripts/fleet.sh {action}: no end within "
+                                f"{args.up_timeout_s:.0f} s (log: {out})") from None  # fmt: skip
+        if proc.returncode != 0:
+            tail = out.read_text().strip().splitlines()[-5:]
+            raise DltkError(f"scripts/fleet.sh {action} failed: {' | '.join(tail)} (log: {out})")
+
+    # The drill's ansible-playbook runner on the fleet's inventory (its name only labels logs).
+    runner = DrillHost(root, inventory, args.name, http_port, work, play_timeout_s=1800.0)
+
+    def play(side):  # type: ignore[no-untyped-def]
+        return deploy(runner, "-e", "dltk_hosts=sandbox", "--limit", side.limit)
+
+    try:
+        fleet("up")
+        runs = measure(one, many, args.rounds, play, log)
+        perf_lines: list[str] = []
+        if args.perf:
+            report = work / "fleet-perf.json"
+            report.unlink(missing_ok=True)
+            options = fleet_perf_options(
+                f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", args.model,
+                Path(args.manifest).resolve(), report, args.perf_concurrency,
+            )  # fmt: skip
+            log(f"fleet perf_analyzer through the load balancer 127.0.0.1:{http_port} (once)")
+            dltk = str(Path(sys.executable).parent / "dltk")
+            verify = run([dltk, "verify", "--options", json.dumps(options)], timeout=900, cwd=root)
+            (work / "fleet-perf.log").write_text(verify.stdout + verify.stderr)
+            perf_lines = fleet_perf_lines(read_report(report))
+    finally:
+        if not args.keep:
+            fleet("down")
+    for line in [*report_lines(one, many, runs), *perf_lines]:
+        print(line)
+    sys.stdout.flush()
+    return 0 if not perf_lines or "passed" in perf_lines[0] else 1
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -342,5 +428,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--manifest", default=str(REPO_ROOT / "model_repo" / "models.yml"))
     c.add_argument("--keep", action="store_true", help="leave the bench hosts running")
     c.set_defaults(func=cmd_converge)
+
+    f = sub.add_parser(
+        "fleet",
+        help="converged deploy.yml on N hosts of a fleet sandbox vs on one of them",
+        description="Brings up a fleet sandbox of its own (scripts/fleet.sh, FLEET_NAME=--name, "
+        "FLEET_PORT_BASE=--base-port: ports BASE..BASE+91; images built: `make images`), runs "
+        "one untimed converged deploy.yml, then R rounds of a converged deploy.yml limited to "
+        "NAME-1 and one on all hosts, alternating which goes first, each ending changed=0. "
+        "Prints the median and spread of each side and of 'ratio N-host/1-host converged "
+        "deploy' on stdout; then one fleet-level `dltk verify --perf` through the load balancer "
+        "(the fleet inventory has no per-host perf sweep). Removes the fleet unless --keep.",
+    )
+    f.add_argument("--hosts", type=int, default=4, help="hosts of the fleet (default 4)")
+    f.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    f.add_argument("--name", default="dltk-bench", help="fleet name (default dltk-bench)")
+    f.add_argument("--base-port", type=int, default=18700, help="first port (default 18700)")
+    f.add_argument("--model", default="mnist", help="model of the fleet perf run (mnist)")
+    f.add_argument("--manifest", default=str(REPO_ROOT / "model_repo" / "models.yml"))
+    f.add_argument(
+        "--perf-concurrency", default="1:4", help="fleet perf_analyzer levels (default 1:4)"
+    )
+    f.add_argument(
+        "--no-perf", dest="perf", action="store_false", help="skip the fleet perf_analyzer run"
+    )
+    f.add_argument("--up-timeout-s", type=float, default=2400, help="fleet.sh up/down bound")
+    f.add_argument("--keep", action="store_true", help="leave the fleet running")
+    f.set_defaults(func=cmd_fleet)
 
     add_bench_tune_parser(sub)  # dltk bench tune: bench/tune.py
