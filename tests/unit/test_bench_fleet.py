@@ -13,6 +13,7 @@ import pytest
 
 from dltk.bench.fleet import (
     Run,
+    extra_vars,
     fleet_perf_lines,
     fleet_perf_options,
     measure,
@@ -103,9 +104,13 @@ def test_a_run_that_changed_something_stops_the_bench():
         DltkError, match=r"2-host deploy.yml was not converged: .*dltk-bench-1 \(1\)"
     ):
         measure(one, many, 2, _deploy_double([], changed={3: 1}), lambda _m: None)
-    # The warm-up may change things (it converges the fleet).
-    runs = measure(one, many, 1, _deploy_double([], changed={1: 5}), lambda _m: None)
+    # The warm-up may change things (it converges the fleet): it is repeated until it does not.
+    calls: list[str] = []
+    runs = measure(one, many, 1, _deploy_double(calls, changed={1: 5, 2: 1}), lambda _m: None)
+    assert calls == ["2-host"] * 3 + ["1-host", "2-host"]
     assert len(runs["1-host"]) == 1
+    with pytest.raises(DltkError, match="did not converge in 2 warm-up runs"):
+        measure(one, many, 1, _deploy_double([], changed={1: 5, 2: 1}), lambda _m: None, 2)
 
 
 def test_a_host_missing_from_the_recap_is_not_converged():
@@ -173,3 +178,9 @@ def test_the_fleet_perf_lines_name_each_level():
     failed = fleet_perf_lines({"url": "u", "passed": False, "perf": None})
     assert failed[0].endswith(": FAILED")
     assert failed[1] == "fleet perf_analyzer: no perf result in the report"
+
+
+def test_the_bench_fleet_builds_a_toolkit_image_name_of_its_own():
+    image = extra_vars("fb")["dltk_toolkit_image"]
+    # Another checkout's deploy rebuilding dltk/toolkit does not touch it; the tag is the release's.
+    assert image == "dltk/toolkit-fb:{{ dltk_ngc_toolkit_tag }}"

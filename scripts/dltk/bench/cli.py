@@ -262,6 +262,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     import subprocess
 
     from dltk.bench.fleet import (
+        extra_vars,
         fleet_perf_lines,
         fleet_perf_options,
         measure,
@@ -280,11 +281,14 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     inventory = root / "build" / "fleet" / args.name / "inventory.yml"
     one, many = sides(args.hosts, args.name)
     http_port, grpc_port = lb_ports(args.base_port)
+    extra = json.dumps(extra_vars(args.name))
+    timed_extra = ["-e", args.extra_vars] if args.extra_vars else []
     fleet_env = dict(
         os.environ,
         FLEET_NAME=args.name,
         FLEET_PORT_BASE=str(args.base_port),
         FLEET_HOSTS=str(args.hosts),
+        FLEET_EXTRA_VARS=extra,
         ANSIBLE_CONFIG=str(root / "ansible.cfg"),
         PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     )
@@ -312,7 +316,9 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     runner = DrillHost(root, inventory, args.name, http_port, work, play_timeout_s=1800.0)
 
     def play(side):  # type: ignore[no-untyped-def]
-        return deploy(runner, "-e", "dltk_hosts=sandbox", "--limit", side.limit)
+        return deploy(
+            runner, "-e", "dltk_hosts=sandbox", "-e", extra, *timed_extra, "--limit", side.limit
+        )
 
     try:
         fleet("up")
@@ -451,6 +457,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     f.add_argument(
         "--no-perf", dest="perf", action="store_false", help="skip the fleet perf_analyzer run"
+    )
+    f.add_argument(
+        "--extra-vars",
+        help="more -e for the bench's deploy.yml runs (JSON), e.g. to compare a setting",
     )
     f.add_argument("--up-timeout-s", type=float, default=2400, help="fleet.sh up/down bound")
     f.add_argument("--keep", action="store_true", help="leave the fleet running")

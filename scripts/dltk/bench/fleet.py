@@ -33,6 +33,14 @@ NAME = "dltk-bench"
 BASE_PORT = 18700
 
 
+def extra_vars(name: str = NAME) -> dict[str, str]:
+    """deploy.yml's extra variables on the bench's fleet: a toolkit image name of its own (same
+    sources, same tag). The tag is shared by every sandbox on the machine's one engine, and the
+    fast path observes the image by ID: a deploy from another checkout rebuilding the shared name
+    would make this fleet's next run a full one (and this fleet's builds theirs)."""
+    return {"dltk_toolkit_image": f"dltk/toolkit-{name}:{{{{ dltk_ngc_toolkit_tag }}}}"}
+
+
 def recap(output: str) -> dict[str, int]:
     """host -> changed= of the last PLAY RECAP in an ansible-playbook output."""
     marker = output.rfind("PLAY RECAP")
@@ -99,26 +107,33 @@ def measure(
     rounds: int,
     deploy: Callable[[Side], Any],
     log: Callable[[str], None],
+    warmups: int = 3,
 ) -> dict[str, list[Run]]:
-    """One untimed converged run of `many` (warm-up: the fleet converges, caches are warm), then
-    `rounds` rounds of both sides in alternating order. A run that changed something stops the
-    bench: the comparison is of converged deploys."""
+    """Untimed runs of `many` until one changes nothing (at most `warmups`: the fleet converges,
+    caches are warm), then `rounds` rounds of both sides in alternating order. A timed run that
+    changed something stops the bench: the comparison is of converged deploys."""
     if rounds < 1:
         raise DltkError(f"bench fleet: --rounds {rounds}: at least 1")
-    log(f"warm-up: {many.label} deploy.yml (not timed)")
-    warm = play(deploy, many, log)
+    for i in range(warmups):
+        log(f"warm-up {i + 1}: {many.label} deploy.yml (not timed)")
+        warm = play(deploy, many, log)
+        if not warm.not_converged([*many.hosts, "localhost"]):
+            break
+    else:
+        raise DltkError(
+            f"the fleet did not converge in {warmups} warm-up runs (changed in the last: "
+            f"{', '.join(f'{h} {c}' for h, c in sorted(warm.changed.items()) if c)})"
+        )
     runs: dict[str, list[Run]] = {one.label: [], many.label: []}
     for i in range(rounds):
         log(f"round {i + 1}/{rounds}")
         for side in round_order(i, one, many):
             run = play(deploy, side, log)
-            hosts = [*side.hosts, "localhost"]
-            bad = run.not_converged(hosts)
+            bad = run.not_converged([*side.hosts, "localhost"])
             if bad:
                 raise DltkError(
                     f"{side.label} deploy.yml was not converged: changed or missing in the recap: "
-                    f"{', '.join(f'{h} ({run.changed.get(h)})' for h in bad)} (the warm-up run "
-                    f"changed {sum(warm.changed.values())})"
+                    f"{', '.join(f'{h} ({run.changed.get(h)})' for h in bad)}"
                 )
             runs[side.label].append(run)
     return runs
