@@ -15,7 +15,6 @@ from dltk.bench.fleet import (
     Run,
     extra_vars,
     fleet_perf_lines,
-    fleet_perf_options,
     measure,
     ratios,
     recap,
@@ -24,7 +23,7 @@ from dltk.bench.fleet import (
     sides,
 )
 from dltk.errors import DltkError
-from dltk.verify.options import load_options
+from dltk.perf import PerfRow
 
 RECAP = """
 TASK [x] ***
@@ -143,41 +142,17 @@ def test_ratio_pairs_rounds_and_the_report_prints_it():
     assert lines[-1] == "ratio 4-host/1-host converged deploy: 1.50 (min 1.10, max 2.00, n=3)"
 
 
-def test_the_fleet_perf_options_are_valid_verifier_options(tmp_path):
-    options = fleet_perf_options(
-        "127.0.0.1:18790",
-        "127.0.0.1:18791",
-        "mnist",
-        tmp_path / "m.yml",
-        tmp_path / "r.json",
-        "1:4",
-    )
-    opts = load_options(options)
-    assert opts.url == "127.0.0.1:18790" and opts.grpc_url == "127.0.0.1:18791"
-    assert opts.perf is True
-    assert opts.perf_shared_memory is False
-
-
 def test_the_fleet_perf_lines_name_each_level():
-    report = {
-        "url": "127.0.0.1:18790",
-        "passed": True,
-        "perf": {
-            "protocol": "grpc",
-            "rows": [
-                {"concurrency": 1, "throughput": 812.4, "p99_ms": 3.21},
-                {"concurrency": 2, "throughput": 1500.0, "p99_ms": None},
-            ],
-        },
-    }
-    assert fleet_perf_lines(report) == [
-        "fleet verification through the load balancer (127.0.0.1:18790): passed",
-        "fleet perf_analyzer grpc concurrency 1: 812 infer/s, p99 3.2 ms",
-        "fleet perf_analyzer grpc concurrency 2: 1500 infer/s, p99 - ms",
+    rows = [PerfRow(1, 812.4, 1.0, 2.0, 2.5, 3.21), PerfRow(2, 1500.0, 1.0, 2.0, 2.5, 4.0)]
+    assert fleet_perf_lines("127.0.0.1:18791", "grpc", rows) == [
+        "fleet perf_analyzer grpc through the load balancer (127.0.0.1:18791), concurrency 1: "
+        "812 infer/s, p99 3.2 ms",
+        "fleet perf_analyzer grpc through the load balancer (127.0.0.1:18791), concurrency 2: "
+        "1500 infer/s, p99 4.0 ms",
     ]
-    failed = fleet_perf_lines({"url": "u", "passed": False, "perf": None})
-    assert failed[0].endswith(": FAILED")
-    assert failed[1] == "fleet perf_analyzer: no perf result in the report"
+    assert fleet_perf_lines("u", "grpc", []) == [
+        "fleet perf_analyzer through the load balancer (u): no level measured"
+    ]
 
 
 def test_the_bench_fleet_builds_a_toolkit_image_name_of_its_own():

@@ -7,19 +7,18 @@ N, in alternating order (round 1: one host first, round 2: N hosts first, ...), 
 shared machine reaches both sides alike. Every run must end with changed=0 on every host. Each
 round gives N-host/1-host; the bench prints its median and spread and the seconds of each side.
 
-The fleet inventory turns the per-host perf sweep off (`triton_verify_perf: false`); the fleet is
-measured once instead, through the load balancer: one `dltk verify --perf` from the control node
-against the load balancer's published ports, after the timed rounds (so it does not load the
-machine during them).
+The fleet inventory turns the per-host perf sweep off (`triton_verify_perf: false`). `--perf` adds
+one perf_analyzer sweep from the control node through the load balancer's published port, after
+the timed rounds. It does not run today: perf_analyzer 2.51 reads the server's statistics API
+(`dltk verify` the repository index), which the load balancer answers 403 (roles/triton_lb forwards
+health, metadata, model-config and inference only); see docs/rolling.md.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from dltk.bench.timing import spread
@@ -161,42 +160,13 @@ def report_lines(one: Side, many: Side, runs: dict[str, list[Run]]) -> list[str]
 # --- the fleet-level perf run through the load balancer -------------------------------------
 
 
-def fleet_perf_options(
-    http: str, grpc: str, model: str, manifest: Path, report: Path, concurrency: str
-) -> dict[str, Any]:
-    """`dltk verify --options` for one verification with perf_analyzer through the load balancer,
-    from the control node (no shared memory: the servers are on other hosts)."""
-    return {
-        "url": http,
-        "grpc_url": grpc,
-        "model": model,
-        "manifest": str(manifest),
-        "perf": True,
-        "concurrency": concurrency,
-        "perf_shared_memory": "none",
-        "host": "load balancer",
-        "report": str(report),
-    }
-
-
-def fleet_perf_lines(report: dict[str, Any]) -> list[str]:
-    """What the bench prints of the fleet-level verification's report."""
-    perf = report.get("perf")
-    verdict = "passed" if report.get("passed") else "FAILED"
-    lines = [f"fleet verification through the load balancer ({report.get('url')}): {verdict}"]
-    if not perf:
-        return [*lines, "fleet perf_analyzer: no perf result in the report"]
-    for row in perf["rows"]:
-        p99 = "-" if row.get("p99_ms") is None else f"{row['p99_ms']:.1f}"
-        lines.append(
-            f"fleet perf_analyzer {perf['protocol']} concurrency {row['concurrency']}: "
-            f"{row['throughput']:.0f} infer/s, p99 {p99} ms"
-        )
-    return lines
-
-
-def read_report(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DltkError(f"fleet perf: no readable report at {path}: {exc}") from None
+def fleet_perf_lines(url: str, protocol: str, rows: Sequence[Any]) -> list[str]:
+    """What the bench prints of the perf_analyzer sweep through the load balancer (PerfRow-like
+    rows: concurrency, throughput, p99_ms)."""
+    if not rows:
+        return [f"fleet perf_analyzer through the load balancer ({url}): no level measured"]
+    return [
+        f"fleet perf_analyzer {protocol} through the load balancer ({url}), concurrency "
+        f"{row.concurrency}: {row.throughput:.0f} infer/s, p99 {row.p99_ms:.1f} ms"
+        for row in rows
+    ]
