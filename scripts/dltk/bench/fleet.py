@@ -9,9 +9,9 @@ round gives N-host/1-host; the bench prints its median and spread and the second
 
 The fleet inventory turns the per-host perf sweep off (`triton_verify_perf: false`). `--perf` adds
 one perf_analyzer sweep from the control node through the load balancer's published port, after
-the timed rounds. It does not run today: perf_analyzer 2.51 reads the server's statistics API
-(`dltk verify` the repository index), which the load balancer answers 403 (roles/triton_lb forwards
-health, metadata, model-config and inference only); see docs/rolling.md.
+the timed rounds. It does not run today: perf_analyzer (the release's) reads the server's
+statistics API (`dltk verify` the repository index), which the load balancer answers 403
+(roles/triton_lb forwards health, metadata, model-config and inference only; docs/rolling.md).
 """
 
 from __future__ import annotations
