@@ -6,6 +6,7 @@
 # Another fleet beside the default one (a test's, a bench's): FLEET_NAME=dltk-ci FLEET_PORT_BASE=18600
 # (hosts NAME-1..N publishing BASE+10(i-1)+{0,1,2}, the load balancer NAME-lb on BASE+90 and +91,
 # the inventory build/fleet/NAME/inventory.yml; the default fleet's is build/fleet/inventory.yml).
+# FLEET_EXTRA_VARS (JSON) goes to deploy.yml and lb.yml as -e (a bench's own toolkit image name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}"
@@ -14,6 +15,8 @@ NAME=${FLEET_NAME:-dltk-fleet}
 BASE=${FLEET_PORT_BASE:-18400}
 if [ "$NAME" = dltk-fleet ]; then INVENTORY=build/fleet/inventory.yml; else INVENTORY=build/fleet/$NAME/inventory.yml; fi
 LB=$NAME-lb
+EXTRA=()
+if [ -n "${FLEET_EXTRA_VARS:-}" ]; then EXTRA=(-e "$FLEET_EXTRA_VARS"); fi
 log() { printf '[fleet] %s\n' "$*"; }
 
 up() {
@@ -21,9 +24,9 @@ up() {
   hosts=$($PY -m dltk.fleet inventory --hosts "${FLEET_HOSTS:-4}" --out "$INVENTORY" \
     --name "$NAME" --base-port "$BASE")
   SANDBOX_HOSTS="$hosts" scripts/sandbox.sh up
-  ansible-playbook deploy.yml -i "$INVENTORY" -e dltk_hosts=sandbox
+  ansible-playbook deploy.yml -i "$INVENTORY" -e dltk_hosts=sandbox "${EXTRA[@]}"
   log "deploy.yml on $(wc -w <<<"$hosts") hosts: $((SECONDS - start)) s"
-  ansible-playbook playbooks/lb.yml -i "$INVENTORY"
+  ansible-playbook playbooks/lb.yml -i "$INVENTORY" "${EXTRA[@]}"
   for host in $hosts; do
     metrics+=("$host=http://127.0.0.1:$((BASE + 2 + 10 * i))/metrics")
     i=$((i + 1))

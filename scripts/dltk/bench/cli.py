@@ -5,6 +5,7 @@ trt      latency and throughput per batch size of a TensorRT engine (GPU hosts, 
 serving  in-process onnxruntime vs Triton-served, and tuned vs default Triton config
 converge a converged re-run of deploy.yml vs a cold deploy on a fresh sandbox host (and the
          extra time a big model in the repository costs a converged run)
+fleet    a converged deploy.yml on N hosts of a fleet sandbox vs on one of them
 """
 
 from __future__ import annotations
@@ -253,6 +254,90 @@ def cmd_converge(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- fleet ----------------------------------------------------------------------------------
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    import json
+    import subprocess
+
+    from dltk.bench.fleet import extra_vars, fleet_perf_lines, measure, report_lines, sides
+    from dltk.drill.host import DrillHost, deploy
+    from dltk.fleet.inventory import lb_ports
+    from dltk.perf import PerfConfig, parse_concurrency_range, run_sweep
+    from dltk.tritonbin import find_perf_analyzer
+
+    root = REPO_ROOT
+    # Every task's time in build/bench/fleet/plays.log (profile_tasks lists 20 by default).
+    os.environ.setdefault("PROFILE_TASKS_TASK_OUTPUT_LIMIT", "all")
+    work = root / "build" / "bench" / "fleet"
+    work.mkdir(parents=True, exist_ok=True)
+    inventory = root / "build" / "fleet" / args.name / "inventory.yml"
+    one, many = sides(args.hosts, args.name)
+    http_port, grpc_port = lb_ports(args.base_port)
+    extra = json.dumps(extra_vars(args.name))
+    timed_extra = ["-e", args.extra_vars] if args.extra_vars else []
+    fleet_env = dict(
+        os.environ,
+        FLEET_NAME=args.name,
+        FLEET_PORT_BASE=str(args.base_port),
+        FLEET_HOSTS=str(args.hosts),
+        FLEET_EXTRA_VARS=extra,
+        ANSIBLE_CONFIG=str(root / "ansible.cfg"),
+        PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    )
+
+    def log(msg: str) -> None:
+        print(f"[bench fleet] {msg}", file=sys.stderr, flush=True)
+
+    def fleet(action: str) -> None:
+        out = work / f"fleet-{action}.log"
+        log(f"scripts/fleet.sh {action} ({args.name}, {args.hosts} hosts; log: {out})")
+        with out.open("w") as f:
+            try:
+                proc = subprocess.run(
+                    ["scripts/fleet.sh", action], cwd=root, env=fleet_env, stdout=f,
+                    stderr=subprocess.STDOUT, timeout=args.up_timeout_s, check=False,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                raise DltkError(f"scripts/fleet.sh {action}: no end within "
+                                f"{args.up_timeout_s:.0f} s (log: {out})") from None  # fmt: skip
+        if proc.returncode != 0:
+            tail = out.read_text().strip().splitlines()[-5:]
+            raise DltkError(f"scripts/fleet.sh {action} failed: {' | '.join(tail)} (log: {out})")
+
+    # The drill's ansible-playbook runner on the fleet's inventory (its name only labels logs).
+    runner = DrillHost(root, inventory, args.name, http_port, work, play_timeout_s=1800.0)
+
+    def play(side):  # type: ignore[no-untyped-def]
+        return deploy(
+            runner, "-e", "dltk_hosts=sandbox", "-e", extra, *timed_extra, "--limit", side.limit
+        )
+
+    try:
+        fleet("up")
+        runs = measure(one, many, args.rounds, play, log)
+        for line in report_lines(one, many, runs):
+            print(line, flush=True)
+        if args.perf:
+            url = f"127.0.0.1:{grpc_port}"
+            log(f"fleet perf_analyzer through the load balancer {url} (once)")
+            tool = find_perf_analyzer()
+            cfg = PerfConfig(
+                model=args.model,
+                url=url,
+                protocol="grpc",
+                concurrency=parse_concurrency_range(args.perf_concurrency),
+            )
+            result = run_sweep(tool.binary, cfg, tool.env())
+            for line in fleet_perf_lines(url, cfg.protocol, result.rows):
+                print(line, flush=True)
+    finally:
+        if not args.keep:
+            fleet("down")
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -342,5 +427,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--manifest", default=str(REPO_ROOT / "model_repo" / "models.yml"))
     c.add_argument("--keep", action="store_true", help="leave the bench hosts running")
     c.set_defaults(func=cmd_converge)
+
+    f = sub.add_parser(
+        "fleet",
+        help="converged deploy.yml on N hosts of a fleet sandbox vs on one of them",
+        description="Brings up a fleet sandbox of its own (scripts/fleet.sh, FLEET_NAME=--name, "
+        "FLEET_PORT_BASE=--base-port: ports BASE..BASE+91; images built: `make images`), runs "
+        "one untimed converged deploy.yml, then R rounds of a converged deploy.yml limited to "
+        "NAME-1 and one on all hosts, alternating which goes first, each ending changed=0. "
+        "Prints the median and spread of each side and of 'ratio N-host/1-host converged "
+        "deploy' on stdout; with --perf, one fleet-level perf_analyzer sweep through the load "
+        "balancer (the fleet inventory has no per-host perf sweep). Removes the fleet unless "
+        "--keep.",
+    )
+    f.add_argument("--hosts", type=int, default=4, help="hosts of the fleet (default 4)")
+    f.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    f.add_argument("--name", default="dltk-bench", help="fleet name (default dltk-bench)")
+    f.add_argument("--base-port", type=int, default=18700, help="first port (default 18700)")
+    f.add_argument("--model", default="mnist", help="model of the fleet perf run (mnist)")
+    f.add_argument(
+        "--perf-concurrency", default="1:4", help="fleet perf_analyzer levels (default 1:4)"
+    )
+    f.add_argument(
+        "--perf",
+        action="store_true",
+        help="after the rounds, one perf_analyzer sweep through the load balancer (fails on "
+        "today's load balancer: perf_analyzer reads the statistics API, which it answers 403)",
+    )
+    f.add_argument(
+        "--extra-vars",
+        help="more -e for the bench's deploy.yml runs (JSON), e.g. to compare a setting",
+    )
+    f.add_argument("--up-timeout-s", type=float, default=2400, help="fleet.sh up/down bound")
+    f.add_argument("--keep", action="store_true", help="leave the fleet running")
+    f.set_defaults(func=cmd_fleet)
 
     add_bench_tune_parser(sub)  # dltk bench tune: bench/tune.py
