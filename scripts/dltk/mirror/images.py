@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dltk.errors import DltkError
-from dltk.mirror.plan import ImageInfo, Inspector, Item, image_items
+from dltk.mirror.plan import ImageInfo, Inspector, Item, image_info, image_items
 
 # docker push prints the registry's answer to the manifest upload on its last line.
 _PUSH_DIGEST = re.compile(
@@ -56,16 +56,7 @@ def docker_inspector_via(docker: Docker) -> Inspector:
     """plan's Inspector (`docker image inspect`) through a Docker runner."""
 
     def inspect(image: str) -> ImageInfo:
-        done = docker(["image", "inspect", "--format", "{{json .}}", image])
-        if done.returncode != 0:
-            return ImageInfo(present=False)
-        data = json.loads(done.stdout)
-        return ImageInfo(
-            present=True,
-            size=int(data.get("Size") or 0),
-            image_id=str(data.get("Id", "")),
-            repo_digests=tuple(data.get("RepoDigests") or ()),
-        )
+        return image_info(docker(["image", "inspect", "--format", "{{json .}}", image]))
 
     return inspect
 

@@ -77,6 +77,11 @@ def docker_inspector(image: str) -> ImageInfo:
         done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return ImageInfo(present=False)
+    return image_info(done)
+
+
+def image_info(done: subprocess.CompletedProcess[str]) -> ImageInfo:
+    """What `docker image inspect --format '{{json .}}' IMAGE` answered (absent when it failed)."""
     if done.returncode != 0:
         return ImageInfo(present=False)
     data = json.loads(done.stdout)
