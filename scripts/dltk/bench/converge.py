@@ -23,7 +23,8 @@ import yaml
 from dltk.bench.timing import spread
 from dltk.errors import DltkError
 
-_RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)", re.M)
+# A host's line of an ansible-playbook PLAY RECAP (bench fleet reads it too).
+RECAP_LINE = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)", re.M)
 
 # The extra model of the size check: y = x + sum over rows of W (W: rows x 16 float32).
 BULK_MODEL = "bulk"
@@ -32,7 +33,7 @@ BULK_WIDTH = 16
 
 def changed_count(output: str, host: str) -> int | None:
     """changed= of `host` in an ansible-playbook PLAY RECAP (None when the recap has no line)."""
-    found = [int(m["changed"]) for m in _RECAP.finditer(output) if m["host"] == host]
+    found = [int(m["changed"]) for m in RECAP_LINE.finditer(output) if m["host"] == host]
     return found[-1] if found else None
 
 

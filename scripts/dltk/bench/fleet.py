@@ -16,15 +16,13 @@ statistics API (`dltk verify` the repository index), which the load balancer ans
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dltk.bench.converge import RECAP_LINE
 from dltk.bench.timing import spread
 from dltk.errors import DltkError
-
-_RECAP = re.compile(r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)", re.M)
 
 NAME = "dltk-bench"
 # Ports BASE .. BASE+91 (fleet/inventory.py): apart from the default fleet (18400) and the CI
@@ -44,7 +42,7 @@ def recap(output: str) -> dict[str, int]:
     """host -> changed= of the last PLAY RECAP in an ansible-playbook output."""
     marker = output.rfind("PLAY RECAP")
     text = output[marker:] if marker >= 0 else ""
-    return {m["host"]: int(m["changed"]) for m in _RECAP.finditer(text)}
+    return {m["host"]: int(m["changed"]) for m in RECAP_LINE.finditer(text)}
 
 
 @dataclass(frozen=True)
