@@ -13,6 +13,8 @@ import pytest
 
 from dltk.bench.fleet import (
     Run,
+    busy_seconds,
+    cpu_floors,
     extra_vars,
     fleet_perf_lines,
     measure,
@@ -159,3 +161,55 @@ def test_the_bench_fleet_builds_a_toolkit_image_name_of_its_own():
     image = extra_vars("fb")["dltk_toolkit_image"]
     # Another checkout's deploy rebuilding dltk/toolkit does not touch it; the tag is the release's.
     assert image == "dltk/toolkit-fb:{{ dltk_ngc_toolkit_tag }}"
+
+
+def test_busy_seconds_reads_the_machine_line_of_proc_stat_without_idle_and_iowait():
+    stat = "cpu  100 20 30 5000 70 1 2 3 0 0\ncpu0 50 10 15 2500 35 1 1 2 0 0\nintr 12345\n"
+    # user + nice + system + irq + softirq + steal = 100 + 20 + 30 + 1 + 2 + 3 ticks at 100 Hz.
+    assert busy_seconds(stat, 100) == pytest.approx(1.56)
+    with pytest.raises(DltkError, match="no cpu line"):
+        busy_seconds("intr 1\n", 100)
+
+
+def _cpu_clock_double(step_s: float):
+    """A CPU clock TEST DOUBLE: each reading is `step_s` later than the one before."""
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += step_s
+        return now[0]
+
+    return clock
+
+
+def test_measure_records_the_machine_cpu_of_each_run_and_the_report_prints_the_floor():
+    one, many = sides(4)
+    runs = measure(
+        one, many, 3, _deploy_double([]), lambda _m: None, cpu_clock=_cpu_clock_double(5.0)
+    )
+    # Two readings per run, 5 s apart: 5 CPU seconds each.
+    assert [r.cpu_s for r in runs["4-host"]] == [5.0] * 3
+    runs = {
+        "1-host": [Run(10.0, {"a": 0}, 8.0), Run(20.0, {"a": 0}, 12.0), Run(10.0, {"a": 0}, 9.0)],
+        "4-host": [Run(30.0, {"a": 0}, 40.0), Run(40.0, {"a": 0}, 60.0), Run(25.0, {"a": 0}, 50.0)],
+    }
+    # 4-host CPU s / 2 cores / 1-host s: 40/2/10, 60/2/20, 50/2/10.
+    assert cpu_floors(runs["1-host"], runs["4-host"], 2) == [2.0, 1.5, 2.5]
+    lines = report_lines(one, many, runs, cores=2)
+    assert (
+        "CPU floor of the ratio on 2 cores (4-host CPU s / cores / 1-host s): 2.00 "
+        "(min 1.50, max 2.50, n=3)" in lines
+    )
+    assert (
+        "4-host machine CPU s (every process): 50.0 (min 40.0, max 60.0, n=3); "
+        "busy share of 2 cores: 0.75 (min 0.67, max 1.00, n=3)" in lines
+    )
+    assert lines[-1].startswith("ratio 4-host/1-host converged deploy: ")
+    # Without CPU readings (or cores) the report has no CPU lines.
+    assert not [
+        x
+        for x in report_lines(
+            one, many, {k: [Run(r.seconds, r.changed) for r in v] for k, v in runs.items()}, 2
+        )
+        if "CPU" in x
+    ]

@@ -317,7 +317,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     try:
         fleet("up")
         runs = measure(one, many, args.rounds, play, log)
-        for line in report_lines(one, many, runs):
+        for line in report_lines(one, many, runs, os.cpu_count()):
             print(line, flush=True)
         if args.perf:
             url = f"127.0.0.1:{grpc_port}"

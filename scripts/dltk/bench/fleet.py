@@ -16,8 +16,10 @@ statistics API (`dltk verify` the repository index), which the load balancer ans
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dltk.bench.converge import RECAP_LINE
@@ -76,10 +78,29 @@ def round_order(index: int, one: Side, many: Side) -> tuple[Side, Side]:
     return (one, many) if index % 2 == 0 else (many, one)
 
 
+def busy_seconds(proc_stat: str, hz: int) -> float:
+    """CPU seconds the whole machine spent busy since boot, all cores and processes (the `cpu`
+    line of /proc/stat: user, nice, system, irq, softirq, steal; not idle nor iowait)."""
+    for line in proc_stat.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            ticks = [int(x) for x in fields[1:9]] + [0] * 8
+            user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+            return (user + nice + system + irq + softirq + steal) / hz
+    raise DltkError("/proc/stat has no cpu line")
+
+
+def machine_busy_seconds() -> float:
+    """busy_seconds of this machine now (Linux)."""
+    return busy_seconds(Path("/proc/stat").read_text(), os.sysconf("SC_CLK_TCK"))
+
+
 @dataclass
 class Run:
     seconds: float
     changed: dict[str, int]
+    # CPU seconds the machine spent busy during the run (every process, not only the run's).
+    cpu_s: float = 0.0
 
     def not_converged(self, hosts: Sequence[str]) -> list[str]:
         """Hosts of the run whose recap is missing or shows a change."""
@@ -88,13 +109,21 @@ class Run:
         )
 
 
-def play(deploy: Callable[[Side], Any], side: Side, log: Callable[[str], None]) -> Run:
+def play(
+    deploy: Callable[[Side], Any],
+    side: Side,
+    log: Callable[[str], None],
+    cpu_clock: Callable[[], float] = machine_busy_seconds,
+) -> Run:
+    before = cpu_clock()
     result = deploy(side)
+    cpu_s = cpu_clock() - before
     if result.rc != 0:
         raise DltkError(f"{side.label} deploy.yml failed: {result.failure()}")
-    run = Run(result.seconds, recap(result.output))
+    run = Run(result.seconds, recap(result.output), cpu_s)
     changed = ", ".join(f"{h} {c}" for h, c in sorted(run.changed.items()) if c) or "0"
-    log(f"{side.label} converged deploy.yml {run.seconds:.1f} s, changed: {changed}")
+    log(f"{side.label} converged deploy.yml {run.seconds:.1f} s, machine CPU {cpu_s:.1f} s, "
+        f"changed: {changed}")  # fmt: skip
     return run
 
 
@@ -105,6 +134,7 @@ def measure(
     deploy: Callable[[Side], Any],
     log: Callable[[str], None],
     warmups: int = 3,
+    cpu_clock: Callable[[], float] = machine_busy_seconds,
 ) -> dict[str, list[Run]]:
     """Untimed runs of `many` until one changes nothing (at most `warmups`: the fleet converges,
     caches are warm), then `rounds` rounds of both sides in alternating order. A timed run that
@@ -113,7 +143,7 @@ def measure(
         raise DltkError(f"bench fleet: --rounds {rounds}: at least 1")
     for i in range(warmups):
         log(f"warm-up {i + 1}: {many.label} deploy.yml (not timed)")
-        warm = play(deploy, many, log)
+        warm = play(deploy, many, log, cpu_clock)
         if not warm.not_converged([*many.hosts, "localhost"]):
             break
     else:
@@ -125,7 +155,7 @@ def measure(
     for i in range(rounds):
         log(f"round {i + 1}/{rounds}")
         for side in round_order(i, one, many):
-            run = play(deploy, side, log)
+            run = play(deploy, side, log, cpu_clock)
             bad = run.not_converged([*side.hosts, "localhost"])
             if bad:
                 raise DltkError(
@@ -143,16 +173,41 @@ def ratios(one: Sequence[float], many: Sequence[float]) -> list[float]:
     return [m / o for o, m in zip(one, many, strict=True) if o > 0]
 
 
-def report_lines(one: Side, many: Side, runs: dict[str, list[Run]]) -> list[str]:
+def cpu_floors(one: Sequence[Run], many: Sequence[Run], cores: int) -> list[float]:
+    """Per round, the least N-host/1-host ratio this machine allows when the N-host run's CPU
+    work cannot go faster than all cores busy: (N-host CPU seconds / cores) / 1-host seconds."""
+    return [m.cpu_s / cores / o.seconds for o, m in zip(one, many, strict=True) if o.seconds > 0]
+
+
+def report_lines(
+    one: Side, many: Side, runs: dict[str, list[Run]], cores: int | None = None
+) -> list[str]:
     a = [r.seconds for r in runs[one.label]]
     b = [r.seconds for r in runs[many.label]]
-    return [
+    lines = [
         f"{one.label} converged deploy.yml s: " + spread(a).text(1),
         f"{many.label} converged deploy.yml s: " + spread(b).text(1),
         "changed= of every timed run (all hosts): "
         + ", ".join(str(sum(r.changed.values())) for r in [*runs[one.label], *runs[many.label]]),
-        f"ratio {many.label}/{one.label} converged deploy: " + spread(ratios(a, b)).text(2),
     ]
+    if cores and all(r.cpu_s > 0 for r in [*runs[one.label], *runs[many.label]]):
+        for side in (one, many):
+            busy = [r.cpu_s / (r.seconds * cores) for r in runs[side.label] if r.seconds > 0]
+            lines.append(
+                f"{side.label} machine CPU s (every process): "
+                + spread([r.cpu_s for r in runs[side.label]]).text(1)
+                + f"; busy share of {cores} cores: "
+                + spread(busy).text(2)
+            )
+        lines.append(
+            f"CPU floor of the ratio on {cores} cores "
+            f"({many.label} CPU s / cores / {one.label} s): "
+            + spread(cpu_floors(runs[one.label], runs[many.label], cores)).text(2)
+        )
+    lines.append(
+        f"ratio {many.label}/{one.label} converged deploy: " + spread(ratios(a, b)).text(2)
+    )
+    return lines
 
 
 # --- the fleet-level perf run through the load balancer -------------------------------------
