@@ -178,12 +178,14 @@ def test_role_pulls_by_digest_and_tags_the_caller_s_name(
     test_lock = tmp_path / "lock.json"
     test_lock.write_text(json.dumps({"images": {name: lock["images"][BASE]}}))
     variables = {
-        "registry_image_caller": "test",
-        "registry_image_name": name,
-        "registry_image_registry": registry.address,
-        "registry_image_lock": str(test_lock),
-        "registry_image_username": USER,
-        "registry_image_password": registry.password,
+        "registry_image_request": {
+            "caller": "test",
+            "name": name,
+            "registry": registry.address,
+            "lock": str(test_lock),
+            "username": USER,
+            "password": registry.password,
+        }
     }
     try:
         first = run_playbook(tmp_path, PULL_PLAY, variables)
@@ -254,10 +256,12 @@ def test_role_stops_when_the_lock_lacks_the_image(
     other.write_text(json.dumps({"images": {"dltk/other:1": lock["images"][BASE]}}))
     name = f"dltk-test-absent-{uuid.uuid4().hex[:8]}/base:never"
     variables = {
-        "registry_image_caller": "test",
-        "registry_image_name": name,
-        "registry_image_registry": registry.address,
-        "registry_image_lock": str(other),
+        "registry_image_request": {
+            "caller": "test",
+            "name": name,
+            "registry": registry.address,
+            "lock": str(other),
+        }
     }
     done = run_playbook(tmp_path, PULL_PLAY, variables)
     assert done.returncode != 0
