@@ -185,13 +185,28 @@ def _cpu_clock_double(step_s: float):
 def test_measure_records_the_machine_cpu_of_each_run_and_the_report_prints_the_floor():
     one, many = sides(4)
     runs = measure(
-        one, many, 3, _deploy_double([]), lambda _m: None, cpu_clock=_cpu_clock_double(5.0)
+        one,
+        many,
+        3,
+        _deploy_double([]),
+        lambda _m: None,
+        cpu_clock=_cpu_clock_double(5.0),
+        control_clock=_cpu_clock_double(2.0),
     )
     # Two readings per run, 5 s apart: 5 CPU seconds each.
     assert [r.cpu_s for r in runs["4-host"]] == [5.0] * 3
+    assert [r.control_cpu_s for r in runs["1-host"]] == [2.0] * 3
     runs = {
-        "1-host": [Run(10.0, {"a": 0}, 8.0), Run(20.0, {"a": 0}, 12.0), Run(10.0, {"a": 0}, 9.0)],
-        "4-host": [Run(30.0, {"a": 0}, 40.0), Run(40.0, {"a": 0}, 60.0), Run(25.0, {"a": 0}, 50.0)],
+        "1-host": [
+            Run(10.0, {"a": 0}, 8.0, 4.0),
+            Run(20.0, {"a": 0}, 12.0, 5.0),
+            Run(10.0, {"a": 0}, 9.0, 6.0),
+        ],
+        "4-host": [
+            Run(30.0, {"a": 0}, 40.0, 20.0),
+            Run(40.0, {"a": 0}, 60.0, 22.0),
+            Run(25.0, {"a": 0}, 50.0, 21.0),
+        ],
     }
     # 4-host CPU s / 2 cores / 1-host s: 40/2/10, 60/2/20, 50/2/10.
     assert cpu_floors(runs["1-host"], runs["4-host"], 2) == [2.0, 1.5, 2.5]
@@ -202,7 +217,9 @@ def test_measure_records_the_machine_cpu_of_each_run_and_the_report_prints_the_f
     )
     assert (
         "4-host machine CPU s (every process): 50.0 (min 40.0, max 60.0, n=3); "
-        "busy share of 2 cores: 0.75 (min 0.67, max 1.00, n=3)" in lines
+        "busy share of 2 cores: 0.75 (min 0.67, max 1.00, n=3); "
+        "of it the control node's (ansible-playbook and its children): "
+        "21.0 (min 20.0, max 22.0, n=3)" in lines
     )
     assert lines[-1].startswith("ratio 4-host/1-host converged deploy: ")
     # Without CPU readings (or cores) the report has no CPU lines.

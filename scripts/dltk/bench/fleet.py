@@ -17,6 +17,7 @@ statistics API (`dltk verify` the repository index), which the load balancer ans
 from __future__ import annotations
 
 import os
+import resource
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,12 +96,22 @@ def machine_busy_seconds() -> float:
     return busy_seconds(Path("/proc/stat").read_text(), os.sysconf("SC_CLK_TCK"))
 
 
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's waited-for children so far: around one deploy, the
+    control node's part (ansible-playbook, its forks, the docker CLIs they ran); not what the
+    hosts' containers ran (children of the docker engine)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @dataclass
 class Run:
     seconds: float
     changed: dict[str, int]
     # CPU seconds the machine spent busy during the run (every process, not only the run's).
     cpu_s: float = 0.0
+    # Of those, the control node's: ansible-playbook and the processes it waited for.
+    control_cpu_s: float = 0.0
 
     def not_converged(self, hosts: Sequence[str]) -> list[str]:
         """Hosts of the run whose recap is missing or shows a change."""
@@ -114,16 +125,17 @@ def play(
     side: Side,
     log: Callable[[str], None],
     cpu_clock: Callable[[], float] = machine_busy_seconds,
+    control_clock: Callable[[], float] = children_cpu_seconds,
 ) -> Run:
-    before = cpu_clock()
+    before, control_before = cpu_clock(), control_clock()
     result = deploy(side)
-    cpu_s = cpu_clock() - before
+    cpu_s, control_s = cpu_clock() - before, control_clock() - control_before
     if result.rc != 0:
         raise DltkError(f"{side.label} deploy.yml failed: {result.failure()}")
-    run = Run(result.seconds, recap(result.output), cpu_s)
+    run = Run(result.seconds, recap(result.output), cpu_s, control_s)
     changed = ", ".join(f"{h} {c}" for h, c in sorted(run.changed.items()) if c) or "0"
-    log(f"{side.label} converged deploy.yml {run.seconds:.1f} s, machine CPU {cpu_s:.1f} s, "
-        f"changed: {changed}")  # fmt: skip
+    log(f"{side.label} converged deploy.yml {run.seconds:.1f} s, machine CPU {cpu_s:.1f} s "
+        f"(control node {control_s:.1f} s), changed: {changed}")  # fmt: skip
     return run
 
 
@@ -135,6 +147,7 @@ def measure(
     log: Callable[[str], None],
     warmups: int = 3,
     cpu_clock: Callable[[], float] = machine_busy_seconds,
+    control_clock: Callable[[], float] = children_cpu_seconds,
 ) -> dict[str, list[Run]]:
     """Untimed runs of `many` until one changes nothing (at most `warmups`: the fleet converges,
     caches are warm), then `rounds` rounds of both sides in alternating order. A timed run that
@@ -143,7 +156,7 @@ def measure(
         raise DltkError(f"bench fleet: --rounds {rounds}: at least 1")
     for i in range(warmups):
         log(f"warm-up {i + 1}: {many.label} deploy.yml (not timed)")
-        warm = play(deploy, many, log, cpu_clock)
+        warm = play(deploy, many, log, cpu_clock, control_clock)
         if not warm.not_converged([*many.hosts, "localhost"]):
             break
     else:
@@ -155,7 +168,7 @@ def measure(
     for i in range(rounds):
         log(f"round {i + 1}/{rounds}")
         for side in round_order(i, one, many):
-            run = play(deploy, side, log, cpu_clock)
+            run = play(deploy, side, log, cpu_clock, control_clock)
             bad = run.not_converged([*side.hosts, "localhost"])
             if bad:
                 raise DltkError(
@@ -198,6 +211,8 @@ def report_lines(
                 + spread([r.cpu_s for r in runs[side.label]]).text(1)
                 + f"; busy share of {cores} cores: "
                 + spread(busy).text(2)
+                + "; of it the control node's (ansible-playbook and its children): "
+                + spread([r.control_cpu_s for r in runs[side.label]]).text(1)
             )
         lines.append(
             f"CPU floor of the ratio on {cores} cores "
