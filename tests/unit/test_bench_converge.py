@@ -6,12 +6,12 @@ ansible-playbook on sandbox hosts (docs/testing.md, `dltk bench converge`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from play_double import Play
 
 from dltk.bench.converge import (
     Run,
@@ -105,16 +105,6 @@ def test_the_bench_manifest_is_the_base_plus_the_bulk_model(tmp_path):
     assert doc["models"][1]["runtimes"] == ["onnxruntime"]
     manifest = load_manifest(out)
     assert [m.name for m in manifest.models] == ["m", "bulk"]
-
-
-@dataclass
-class Play:
-    rc: int
-    seconds: float
-    output: str
-
-    def failure(self) -> str:
-        return "the TEST DOUBLE's failure"
 
 
 class Host:

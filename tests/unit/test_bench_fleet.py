@@ -7,9 +7,8 @@ runs ansible-playbook on a fleet sandbox of its own (README, `dltk bench fleet`)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
+from play_double import Play
 
 from dltk.bench.fleet import (
     Run,
@@ -64,16 +63,6 @@ def test_the_order_alternates_round_by_round():
         (many, one),
         (one, many),
     ]
-
-
-@dataclass
-class Play:
-    rc: int
-    seconds: float
-    output: str
-
-    def failure(self) -> str:
-        return "the TEST DOUBLE's failure"
 
 
 def _deploy_double(calls: list[str], changed: dict[int, int] | None = None, rc: int = 0):
