@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from dltk.bench.converge import changed_count as recap_changed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = REPO_ROOT / "model_repo" / "models.yml"
@@ -68,10 +69,11 @@ def run_playbook(
 
 
 def changed_count(output: str, host: str = "localhost") -> int:
-    """`changed=N` of HOST in a play recap; AssertionError when the recap is missing."""
-    match = re.search(rf"^{re.escape(host)}\s*:\s*ok=\d+\s+changed=(\d+)\s", output, re.M)
-    assert match, f"no play recap for {host} in:\n{output[-3000:]}"
-    return int(match.group(1))
+    """`changed=N` of HOST in the last play recap (dltk's one reading of a recap line);
+    AssertionError when the recap is missing."""
+    found = recap_changed(output, host)
+    assert found is not None, f"no play recap for {host} in:\n{output[-3000:]}"
+    return found
 
 
 @dataclass(frozen=True)
