@@ -10,7 +10,10 @@ normalized, the docker networks the container joins and the whole haproxy.cfg te
 
 What the HTTP and gRPC frontends forward mirrors tritonserver's own API groups (Triton's
 --http-restricted-api / --grpc-restricted-protocol names: health, metadata, model-config,
-inference): an allow-list per group, everything else answered 403 by the load balancer.
+inference, and statistics when asked for): an allow-list per group, everything else answered 403
+by the load balancer. statistics is one of the APIs triton_server restricts to the deployment's
+key: forwarding it lets a client holding the key (perf_analyzer reads it for every measurement)
+measure the fleet through the load balancer; tritonserver still refuses it without the key.
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ HTTP_APIS: dict[str, tuple[str, list[str]]] = {
     "metadata": ("GET HEAD", [r"^/v2$", rf"^{_MODEL}$"]),
     "model-config": ("GET HEAD", [rf"^{_MODEL}/config$"]),
     "inference": ("POST", [rf"^{_MODEL}/(infer|generate|generate_stream)$"]),
+    "statistics": ("GET HEAD", [r"^/v2/models/stats$", rf"^{_MODEL}/stats$"]),
 }
 # GET /v2/models/stats is the statistics API, though it matches the metadata pattern (a model
-# named "stats"): refused before any allow rule.
+# named "stats"): refused by every group's allow rule but the statistics group's.
 HTTP_ALWAYS_DENIED = ["/v2/models/stats"]
 # gRPC: the methods of inference.GRPCInferenceService per group (grpc_service.proto), and the
 # standard health service Triton also serves.
@@ -55,6 +59,7 @@ GRPC_APIS: dict[str, list[str]] = {
     "metadata": [f"{GRPC_SERVICE}ServerMetadata", f"{GRPC_SERVICE}ModelMetadata"],
     "model-config": [f"{GRPC_SERVICE}ModelConfig"],
     "inference": [f"{GRPC_SERVICE}ModelInfer", f"{GRPC_SERVICE}ModelStreamInfer"],
+    "statistics": [f"{GRPC_SERVICE}ModelStatistics"],
 }
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _IPV4 = re.compile(r"^(\d{1,3}\.){3}\d{1,3}$")
@@ -132,7 +137,8 @@ def _http_rules(apis: Sequence[str]) -> list[str]:
         acl = api.replace("-", "_")
         lines.append(f"    acl {acl}_path path_reg {' '.join(paths)}")
         lines.append(f"    acl {acl}_method method {methods}")
-        allows.append(f"    http-request allow if {acl}_method {acl}_path !denied_path")
+        unless = "" if api == "statistics" else " !denied_path"
+        allows.append(f"    http-request allow if {acl}_method {acl}_path{unless}")
     return [
         *lines,
         *allows,

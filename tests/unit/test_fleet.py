@@ -72,7 +72,8 @@ def test_write_inventory_links_the_project_group_vars(tmp_path: Path) -> None:
     group_vars = tmp_path / "project" / "group_vars"
     group_vars.mkdir(parents=True)
     out = inventory.write_inventory(2, tmp_path / "fleet" / "inventory.yml", group_vars)
-    assert yaml.safe_load(out.read_text()) == inventory.fleet_inventory(2)
+    key_file = str((tmp_path / "fleet" / "triton-api-key").resolve())
+    assert yaml.safe_load(out.read_text()) == inventory.fleet_inventory(2, key_file=key_file)
     assert (out.parent / "group_vars").resolve() == group_vars.resolve()
     inventory.write_inventory(1, out, group_vars)  # again: the link is replaced, not an error
     assert list(yaml.safe_load(out.read_text())["all"]["children"]["sandbox"]["hosts"]) == [
@@ -134,3 +135,19 @@ def test_host_counts_and_unreached_hosts() -> None:
     assert [(c.host, c.delta) for c in counts] == [("a", 20), ("b", 0), ("c", 1)]
     assert traffic.unreached(counts) == ["b"]
     assert traffic.unreached(counts[:1]) == []
+
+
+def test_the_fleet_shares_one_key_and_its_load_balancer_forwards_statistics() -> None:
+    """perf_analyzer through the load balancer reads the statistics API, which tritonserver
+    answers only with the key: every host gets the fleet's key, the LB forwards statistics."""
+    inv = inventory.fleet_inventory(2, key_file="/x/fleet/triton-api-key")["all"]["children"]
+    key = inv["sandbox"]["vars"]["triton_server_api_key"]
+    assert key.startswith("{{ lookup('ansible.builtin.password', '/x/fleet/triton-api-key', ")
+    assert "chars=['ascii_letters', 'digits']" in key
+    lb = inv["triton_lb"]["hosts"]["dltk-fleet-lb"]
+    assert "statistics" in lb["triton_lb_http_apis"] and "statistics" in lb["triton_lb_grpc_apis"]
+    # Without a key file each host keeps its own key, as a one-host deploy does.
+    assert (
+        "triton_server_api_key"
+        not in inventory.fleet_inventory(2)["all"]["children"]["sandbox"]["vars"]
+    )

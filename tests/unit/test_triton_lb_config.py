@@ -138,8 +138,8 @@ def test_ready_url_of_a_wildcard_bind_asks_loopback() -> None:
          "triton_lb_bind_address 'localhost' is not an IPv4 address"),
         ({"http_apis": [*APIS, "logging"]},
          "unknown API group(s) ['logging']: choose from ['health', 'inference', 'metadata', "
-         "'model-config']"),
-        ({"grpc_apis": ["statistics"]}, "unknown API group(s) ['statistics']"),
+         "'model-config', 'statistics']"),
+        ({"grpc_apis": ["trace"]}, "unknown API group(s) ['trace']"),
         ({"http_apis": ["inference"]},
          "triton_lb_http_apis must include health (clients and checks need it)"),
     ],
@@ -273,6 +273,14 @@ def test_http_frontend_forwards_only_the_open_api_groups(method: str, path: str,
         (["health", "inference"], "GET", "/v2/models/mnist/config", False),
         (["health", "model-config"], "GET", "/v2/models/mnist/config", True),
         (["health", "metadata"], "GET", "/v2/models/stats", False),
+        # statistics only when asked for (tritonserver still wants the key for it)
+        (["health", "statistics"], "GET", "/v2/models/stats", True),
+        (["health", "statistics"], "GET", "/v2/models/mnist/stats", True),
+        (["health", "statistics"], "GET", "/v2/models/mnist/versions/1/stats", True),
+        (["health", "statistics"], "POST", "/v2/models/mnist/stats", False),
+        (["health", "statistics"], "GET", "/v2/models/mnist", False),
+        ([*APIS, "statistics"], "GET", "/v2/models/mnist", True),
+        ([*APIS, "statistics"], "POST", "/v2/repository/index", False),
     ],
 )
 def test_http_frontend_follows_the_chosen_groups(
@@ -303,6 +311,14 @@ def test_grpc_frontend_forwards_only_the_open_methods() -> None:
     for method in ("RepositoryIndex", "RepositoryModelLoad", "ModelStatistics", "LogSettings",
                    "SystemSharedMemoryRegister", "TraceSetting"):  # fmt: skip
         assert f"{service}{method}" not in config
+
+
+def test_grpc_frontend_forwards_statistics_only_when_asked_for() -> None:
+    service = "/inference.GRPCInferenceService/"
+    assert f"{service}ModelStatistics" in grpc_allowed(
+        plan(grpc_apis=[*APIS, "statistics"])["config"]
+    )
+    assert f"{service}ModelStatistics" not in grpc_allowed(plan()["config"])
 
 
 def test_grpc_frontend_with_fewer_groups_and_with_none() -> None:

@@ -261,9 +261,10 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     import json
     import subprocess
 
+    from dltk.api_key import headers_for, read_api_key
     from dltk.bench.fleet import extra_vars, fleet_perf_lines, measure, report_lines, sides
     from dltk.drill.host import DrillHost, deploy
-    from dltk.fleet.inventory import lb_ports
+    from dltk.fleet.inventory import KEY_FILE, lb_ports
     from dltk.perf import PerfConfig, parse_concurrency_range, run_sweep
     from dltk.tritonbin import find_perf_analyzer
 
@@ -323,11 +324,13 @@ def cmd_fleet(args: argparse.Namespace) -> int:
             url = f"127.0.0.1:{grpc_port}"
             log(f"fleet perf_analyzer through the load balancer {url} (once)")
             tool = find_perf_analyzer()
+            key = read_api_key(inventory.parent / KEY_FILE)
             cfg = PerfConfig(
                 model=args.model,
                 url=url,
                 protocol="grpc",
                 concurrency=parse_concurrency_range(args.perf_concurrency),
+                headers=tuple(headers_for("grpc", key).items()),
             )
             result = run_sweep(tool.binary, cfg, tool.env())
             for line in fleet_perf_lines(url, cfg.protocol, result.rows):
@@ -436,9 +439,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "one untimed converged deploy.yml, then R rounds of a converged deploy.yml limited to "
         "NAME-1 and one on all hosts, alternating which goes first, each ending changed=0. "
         "Prints the median and spread of each side and of 'ratio N-host/1-host converged "
-        "deploy' on stdout; with --perf, one fleet-level perf_analyzer sweep through the load "
-        "balancer (the fleet inventory has no per-host perf sweep). Removes the fleet unless "
-        "--keep.",
+        "deploy' on stdout; then (--no-perf: not) one fleet-level perf_analyzer sweep through "
+        "the load balancer (the fleet inventory has no per-host perf sweep). Removes the fleet "
+        "unless --keep.",
     )
     f.add_argument("--hosts", type=int, default=4, help="hosts of the fleet (default 4)")
     f.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
@@ -450,9 +453,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     f.add_argument(
         "--perf",
-        action="store_true",
-        help="after the rounds, one perf_analyzer sweep through the load balancer (fails on "
-        "today's load balancer: perf_analyzer reads the statistics API, which it answers 403)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after the rounds, one perf_analyzer sweep through the load balancer with the "
+        "fleet's API key (perf_analyzer reads the statistics API, which the fleet's load "
+        "balancer forwards and tritonserver answers only with the key; default: on)",
     )
     f.add_argument(
         "--extra-vars",

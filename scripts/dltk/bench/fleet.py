@@ -7,11 +7,12 @@ N, in alternating order (round 1: one host first, round 2: N hosts first, ...), 
 shared machine reaches both sides alike. Every run must end with changed=0 on every host. Each
 round gives N-host/1-host; the bench prints its median and spread and the seconds of each side.
 
-The fleet inventory turns the per-host perf sweep off (`triton_verify_perf: false`). `--perf` adds
-one perf_analyzer sweep from the control node through the load balancer's published port, after
-the timed rounds. It does not run today: perf_analyzer (the release's) reads the server's
-statistics API (`dltk verify` the repository index), which the load balancer answers 403
-(roles/triton_lb forwards health, metadata, model-config and inference only; docs/rolling.md).
+The fleet inventory turns the per-host perf sweep off (`triton_verify_perf: false`). After the
+timed rounds (unless `--no-perf`), one perf_analyzer sweep from the control node through the load
+balancer's published gRPC port: perf_analyzer reads the statistics API for every measurement, which
+tritonserver answers only with the deployment's key, so the fleet's hosts share one key (kept
+next to the fleet's inventory) and its load balancer forwards statistics
+(scripts/dltk/fleet/inventory.py, roles/triton_lb/README.md); the sweep sends the key.
 """
 
 from __future__ import annotations

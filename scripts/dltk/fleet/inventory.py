@@ -44,13 +44,31 @@ def host_ports(index: int, base_port: int = BASE_PORT) -> dict[str, int]:
     }
 
 
+# What the fleet's load balancer forwards: triton_lb's default groups and statistics, which
+# tritonserver answers only with the fleet's key (perf_analyzer through the load balancer:
+# `dltk bench fleet --perf`; roles/triton_lb/README.md).
+LB_APIS = ["health", "metadata", "model-config", "inference", "statistics"]
+KEY_FILE = "triton-api-key"
+
+
+def key_lookup(path: str) -> str:
+    """The fleet's one API key, generated on the control node on first use (as triton_server
+    generates a host's own): every server behind the load balancer must accept the same key."""
+    return (
+        f"{{{{ lookup('ansible.builtin.password', '{path}', length=40, "
+        "chars=['ascii_letters', 'digits']) }}"
+    )
+
+
 def fleet_inventory(
     count: int,
     data_root: str = "/srv/dltk-sandbox",
     name: str = NAME,
     base_port: int = BASE_PORT,
+    key_file: str | None = None,
 ) -> dict[str, Any]:
-    """The inventory as a dict (YAML inventory layout)."""
+    """The inventory as a dict (YAML inventory layout); `key_file`: where the fleet's API key
+    is kept on the control node (None: each host keeps its own, as on one host)."""
     hosts = {
         host: host_ports(i, base_port) for i, host in enumerate(host_names(count, name), start=1)
     }
@@ -72,6 +90,7 @@ def fleet_inventory(
                         # Each host verifies its answers; no per-host perf sweep (the fleet is
                         # measured through the load balancer).
                         "triton_verify_perf": False,
+                        **({"triton_server_api_key": key_lookup(key_file)} if key_file else {}),
                     },
                 },
                 "triton_lb": {
@@ -87,6 +106,8 @@ def fleet_inventory(
                             "triton_lb_grpc_port": grpc_port,
                             "triton_lb_dir": f"{data_root}/{lb}",
                             "triton_lb_base_image": "dltk/debian-base:bookworm",
+                            "triton_lb_http_apis": LB_APIS,
+                            "triton_lb_grpc_apis": LB_APIS,
                         }
                     }
                 },
@@ -108,7 +129,12 @@ def write_inventory(
     out.write_text(
         header
         + "---\n"
-        + yaml.safe_dump(fleet_inventory(count, name=name, base_port=base_port), sort_keys=False)
+        + yaml.safe_dump(
+            fleet_inventory(
+                count, name=name, base_port=base_port, key_file=str(out.parent.resolve() / KEY_FILE)
+            ),
+            sort_keys=False,
+        )
     )
     link = out.parent / "group_vars"
     if link.is_symlink() or link.exists():
