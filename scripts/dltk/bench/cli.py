@@ -331,6 +331,10 @@ def cmd_fleet(args: argparse.Namespace) -> int:
                 protocol="grpc",
                 concurrency=parse_concurrency_range(args.perf_concurrency),
                 headers=tuple(headers_for("grpc", key).items()),
+                # The fleet's hosts and the client share the machine's cores: 2 s windows,
+                # 50 % stability (what dltk tune's confirm rung uses on this machine).
+                measurement_interval_ms=2000,
+                stability_percentage=50.0,
             )
             result = run_sweep(tool.binary, cfg, tool.env())
             for line in fleet_perf_lines(url, cfg.protocol, result.rows):
