@@ -10,7 +10,7 @@ BIN       := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help deps engine images venv demo fleet fleet-down fleet-rollouts bench profile demo-down test lint unit mutation integration molecule gpu-sim drill drill-short clean role-docs registry registry-down mirror-images
+.PHONY: help deps engine images venv demo fleet fleet-down fleet-rollouts bench profile demo-down test lint unit mutation integration molecule gpu-sim drill drill-short clean role-docs registry registry-down mirror-images wheels
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,13 +29,19 @@ venv: $(VENV)/.stamp ## the project's Python venv with pinned dependencies and A
 # searches (collections_scan_sys_path): ansible-playbook, ansible-lint, molecule, the tests.
 ANSIBLE_BUNDLE := 12.3.0
 
+# DLTK_WHEEL_INDEX=URL: the venv's wheels and the ansible bundle wheel come from that PEP 503 index
+# (`make wheels` writes one: file://$(CURDIR)/build/wheel-index/cpu-py3.11/simple, or served over
+# http) instead of PyPI, as pip's index URL. Unset (the default): pip as this machine configures it.
+DLTK_WHEEL_INDEX ?=
+WHEEL_INDEX_ENV := $(if $(DLTK_WHEEL_INDEX),PIP_INDEX_URL='$(DLTK_WHEEL_INDEX)',)
+
 $(VENV)/.stamp: pyproject.toml constraints.txt collections/requirements.yml scripts/install-collections.py | deps
-	@echo "[venv] creating $(VENV) from $(SYSTEM_PY) with constraints.txt"
+	@echo "[venv] creating $(VENV) from $(SYSTEM_PY) with constraints.txt$(if $(DLTK_WHEEL_INDEX), from $(DLTK_WHEEL_INDEX),)"
 	@test -x $(VENV)/bin/python || $(SYSTEM_PY) -m venv $(VENV)
-	@$(VENV)/bin/pip install -q -c constraints.txt -e '.[export,serve,dev,report,tune]' \
+	@$(WHEEL_INDEX_ENV) $(VENV)/bin/pip install -q -c constraints.txt -e '.[export,serve,dev,report,tune]' \
 	  2> >(grep -v "^WARNING: Location '" >&2)
 	@$(VENV)/bin/dltk --version >/dev/null
-	@cd $(CURDIR) && $(VENV)/bin/python scripts/install-collections.py \
+	@cd $(CURDIR) && $(WHEEL_INDEX_ENV) $(VENV)/bin/python scripts/install-collections.py \
 	  --bundle-version $(ANSIBLE_BUNDLE) --dest "$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
 	  2> >(grep -v "^WARNING: Location '" >&2)
 	@touch $@
@@ -86,6 +92,12 @@ registry: engine ## a local image registry (Debian's docker-registry) on 127.0.0
 
 mirror-images: registry ## push the images deploy.yml needs (inventory/sandbox.yml) into it, digests in build/mirror/images.lock.json
 	dltk mirror images --registry 127.0.0.1:$(REGISTRY_PORT) -i inventory/sandbox.yml
+
+# Every pinned wheel for a site without PyPI (docs/air-gapped.md): the CPU sets (toolkit and Triton
+# images, the control node's venv) for this Python and the GPU toolkit's for the NGC release's
+# Python, in build/wheelhouse*, and one PEP 503 index per variant in build/wheel-index/.
+wheels: venv ## wheelhouses + PEP 503 indexes of every pinned wheel (CPU and GPU variants) in build/wheel-index
+	dltk mirror wheels --json build/wheel-index/wheels-run.json
 
 registry-down: ## remove the local image registry (REGISTRY_PURGE=1: and the images it holds)
 	@scripts/registry.sh down

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the project's images on the local docker engine:
-#   dltk/debian-base:bookworm (scripts/base-image.sh), the wheelhouse the images install from
+#   dltk/debian-base:bookworm (scripts/base-image.sh), the wheelhouses the images install from
 #   (no PyPI access is needed inside builds), dltk/triton-cpu, dltk/toolkit, dltk/sandbox-host.
 # Docker's build cache makes a second run fast; wheels already downloaded are reused.
 set -euo pipefail
@@ -21,22 +21,18 @@ BASE_IMAGE="${BASE_IMAGE:-dltk/debian-base:bookworm}"
 SANDBOX_IMAGE="${SANDBOX_IMAGE:-dltk/sandbox-host:bookworm}"
 PIP="${PIP:-.venv/bin/pip}"
 WHEELHOUSE=build/wheelhouse
+TOOLS_WHEELHOUSE=build/wheelhouse-tools
 log() { printf '[build-images] %s\n' "$*"; }
 
 BASE_IMAGE="$BASE_IMAGE" scripts/base-image.sh
 
-log "wheelhouse $WHEELHOUSE (pinned by constraints.txt)"
-mkdir -p "$WHEELHOUSE"
-# The toolkit installs the dltk package: its runtime dependencies come from pyproject.toml.
-mapfile -t dltk_deps < <(.venv/bin/python -c \
-  'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml","rb"))["project"]["dependencies"]))')
-# (grep drops pip's notes about index locations this machine's pip config names but lacks)
-{
-  "$PIP" download -q -d "$WHEELHOUSE" --only-binary=:all: -c constraints.txt \
-    "${dltk_deps[@]}" -r images/dltk/requirements.txt -r images/triton-cpu/requirements.txt
-  "$PIP" download -q -d "$WHEELHOUSE" --only-binary=:all: --no-deps -c constraints.txt nvidia-pytriton
-} 2> >(grep -v "^WARNING: Location '" >&2)
-log "wheelhouse: $(ls "$WHEELHOUSE" | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
+# The wheelhouses the images install from (no PyPI access is needed inside builds): which wheels is
+# `dltk mirror wheels`'s to say (scripts/dltk/mirror/wheels.py, the sets `toolkit` -> build/wheelhouse
+# and `tools` -> build/wheelhouse-tools: torch and matplotlib, kept out of the shared one, which
+# the Triton image copies). Wheels already downloaded are reused; no index is written here.
+log "wheelhouses $WHEELHOUSE and $TOOLS_WHEELHOUSE (dltk mirror wheels, pinned by constraints.txt)"
+PYTHONPATH="scripts${PYTHONPATH:+:$PYTHONPATH}" .venv/bin/dltk mirror wheels \
+  --only toolkit --only tools --wheelhouse-only --pip "$PIP"
 
 build() {
   local tag=$1 dockerfile=$2 start=$SECONDS
@@ -54,19 +50,9 @@ build() {
 build "$TRITON_CPU_IMAGE" images/triton-cpu/Dockerfile \
   --build-arg "TRITON_VERSION=$TRITON_VERSION" --build-arg "NVIDIA_PYTRITON_VERSION=$NVIDIA_PYTRITON_VERSION"
 
-# The DLTK toolkit image (CPU variant) builds from a staged context: its own files, the
-# wheelhouse and a second wheelhouse with torch and matplotlib (kept out of the shared one, which
-# the Triton image copies). roles/dltk_image lays out the same context on a host.
-TOOLS_WHEELHOUSE=build/wheelhouse-tools
+# The DLTK toolkit image (CPU variant) builds from a staged context: its own files and both
+# wheelhouses. roles/dltk_image lays out the same context on a host.
 TOOLKIT_CONTEXT=build/toolkit-context
-log "tools wheelhouse $TOOLS_WHEELHOUSE (torch, matplotlib)"
-mkdir -p "$TOOLS_WHEELHOUSE"
-"$PIP" download -q -d "$TOOLS_WHEELHOUSE" --only-binary=:all: -c constraints.txt \
-  -r images/dltk/requirements-tools.txt 2> >(grep -v "^WARNING: Location '" >&2)
-# Wheels the shared wheelhouse already has are not needed twice.
-for wheel in "$TOOLS_WHEELHOUSE"/*.whl; do
-  if [ -e "$WHEELHOUSE/$(basename "$wheel")" ]; then rm -f "$wheel"; fi
-done
 # One deterministic archive of both wheelhouses (same files, same bytes): roles/dltk_image copies
 # it to a host as a single file and unpacks it into the build context.
 # Replaced only when its bytes change: its mtime is an input of roles/dltk_image's fast path

@@ -91,6 +91,29 @@ def dltk_image_files(v: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def dltk_image_build_args(v: Mapping[str, Any]) -> dict[str, str]:
+    """The docker build arguments: BASE_IMAGE and DLTK_VARIANT; for gpu also DLTK_NGC_RELEASE and,
+    with a wheel index set, DLTK_WHEEL_INDEX (pip's index URL instead of PyPI) and, for a
+    plain-http index, DLTK_WHEEL_TRUSTED_HOST (its HOST[:PORT]: pip ignores a plain-http index
+    it is not told to trust). The cpu variant gets the two arguments scripts/build-images.sh
+    passes (its layers stay the ones that script builds): it installs from its wheel archive.
+
+    v: base, variant, release, wheel_index."""
+    from urllib.parse import urlsplit
+
+    args = {"BASE_IMAGE": str(v["base"]), "DLTK_VARIANT": str(v["variant"])}
+    if v["variant"] != "gpu":
+        return args
+    args["DLTK_NGC_RELEASE"] = str(v["release"])
+    index = str(v.get("wheel_index") or "")
+    if index:
+        args["DLTK_WHEEL_INDEX"] = index
+        parts = urlsplit(index)
+        if parts.scheme == "http":
+            args["DLTK_WHEEL_TRUSTED_HOST"] = parts.netloc.rpartition("@")[2]
+    return args
+
+
 def dltk_image_stale(host_paths: Iterable[str], package_dir: str, context_dir: str) -> list[str]:
     """The host's files under the build context's scripts/dltk that the project's package
     (package_dir on the control node) does not have; bytecode caches are not the package's."""
@@ -112,4 +135,5 @@ class FilterModule:
             "dltk_image_state": dltk_image_state,
             "dltk_image_files": dltk_image_files,
             "dltk_image_stale": dltk_image_stale,
+            "dltk_image_build_args": dltk_image_build_args,
         }

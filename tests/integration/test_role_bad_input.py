@@ -40,6 +40,12 @@ SERVER_PORTS = (
     "different ports in 1-65535"
 )
 CASES: dict[str, tuple[str, dict[str, object], str]] = {
+    "wheel index not an http(s) URL": (
+        "dltk_image",
+        {"dltk_image_wheel_index": "/srv/wheel-index/gpu/simple"},
+        "dltk_image_wheel_index must be the http:// or https:// URL of a PEP 503 index that "
+        "docker builds on the host reach",
+    ),
     "port out of range": (
         "triton_server",
         {"triton_server_http_port": 70000},

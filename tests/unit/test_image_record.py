@@ -126,3 +126,23 @@ def test_package_files_the_project_no_longer_has_are_stale(tmp_path) -> None:
             f"{ctx}/__pycache__", f"{ctx}/__pycache__/cli.cpython-311.pyc"]  # fmt: skip
     stale = [f"{ctx}/old.py", f"{ctx}/__pycache__", f"{ctx}/__pycache__/cli.cpython-311.pyc"]
     assert ir.dltk_image_stale(host, str(package), ctx) == stale
+
+
+def test_build_arguments_of_each_variant_and_the_wheel_index() -> None:
+    build_args = ir.FilterModule().filters()["dltk_image_build_args"]
+    cpu = {"base": BASE, "variant": "cpu", "release": "", "wheel_index": "http://m:8080/simple"}
+    # cpu: the two arguments build-images.sh passes; it installs from its wheel archive
+    assert build_args(cpu) == {"BASE_IMAGE": BASE, "DLTK_VARIANT": "cpu"}
+    gpu = {"base": "ngc/pytorch:x", "variant": "gpu", "release": "99.01", "wheel_index": ""}
+    assert build_args(gpu) == {
+        "BASE_IMAGE": "ngc/pytorch:x",
+        "DLTK_VARIANT": "gpu",
+        "DLTK_NGC_RELEASE": "99.01",
+    }
+    # a plain-http index is trusted by its HOST:PORT (pip ignores it otherwise), https is not
+    plain = build_args({**gpu, "wheel_index": "http://user@mirror.internal:8080/gpu/simple"})
+    assert plain["DLTK_WHEEL_INDEX"] == "http://user@mirror.internal:8080/gpu/simple"
+    assert plain["DLTK_WHEEL_TRUSTED_HOST"] == "mirror.internal:8080"
+    tls = build_args({**gpu, "wheel_index": "https://mirror.internal/simple"})
+    assert tls["DLTK_WHEEL_INDEX"] == "https://mirror.internal/simple"
+    assert "DLTK_WHEEL_TRUSTED_HOST" not in tls

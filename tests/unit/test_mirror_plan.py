@@ -122,7 +122,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     path = inventory / "hosts.yml"
     path.write_text(yaml.safe_dump(hosts))
     hostvars = resolve_hosts(path, ROOT)
-    return {"inventory": path, "hostvars": hostvars, "archive": archive, "models": models}
+    empty = tmp / "no-wheelhouses"
+    empty.mkdir()
+    return {
+        "inventory": path,
+        "hostvars": hostvars,
+        "archive": archive,
+        "models": models,
+        "empty": empty,
+    }
 
 
 def _onnx_with_external_data(folder: Path) -> bytes:
@@ -177,7 +185,10 @@ def test_bill_of_a_sandbox_and_two_gpu_hosts(site) -> None:
             ),
         }
     )
-    bill = build_bill(str(site["inventory"]), site["hostvars"], ROOT, inspect=fake)
+    # no GPU wheelhouse where the plan looks (this checkout's build/ may have one)
+    bill = build_bill(
+        str(site["inventory"]), site["hostvars"], ROOT, inspect=fake, wheelhouses=site["empty"]
+    )
     assert {h: v["class"] for h, v in bill.hosts.items()} == {
         "box-1": "cpu",
         "gpu-01": "gpu",
@@ -269,6 +280,37 @@ def test_without_the_wheel_archive_the_requirements_are_listed_unsized(site) -> 
     torch = wheels["torch"].name  # unpinned in requirements-tools.txt: constraints.txt's pin
     assert torch.startswith("torch==") and f"\n{torch}\n" in pins
     assert totals(bill.items)["wheel"] == {"items": len(wheels), "bytes": 0, "unknown": len(wheels)}
+
+
+def test_a_built_gpu_wheelhouse_is_listed_file_by_file(site, tmp_path: Path) -> None:
+    """`dltk mirror wheels --variant gpu` built the GPU set's wheelhouse (dltk.mirror.wheels names
+    the directory): the plan lists its wheels with their bytes instead of the requirements."""
+    from dltk.mirror import wheels
+
+    hostvars = {"gpu-01": dict(site["hostvars"]["gpu-01"])}
+    gpu = wheels.gpu_set(str(hostvars["gpu-01"]["release"]))
+    folder = tmp_path / gpu.directory
+    folder.mkdir(parents=True)
+    (folder / "onnxruntime_gpu-9.9-cp310-cp310-manylinux_2_28_x86_64.whl").write_bytes(b"o" * 700)
+    (folder / "rich-9.9-py3-none-any.whl").write_bytes(b"r" * 50)
+    (folder / "not-a-wheel.txt").write_text("left out")
+    bill = build_bill("inv", hostvars, ROOT, inspect=FakeDockerInspect({}), wheelhouses=tmp_path)
+    listed = {i.name: (i.size, i.source, i.detail) for i in bill.items if i.kind == "wheel"}
+    assert listed == {
+        "onnxruntime_gpu 9.9": (700, gpu.directory, f"Python {RELEASE.python}"),
+        "rich 9.9": (50, gpu.directory, f"Python {RELEASE.python}"),
+    }
+    assert totals(bill.items)["wheel"] == {"items": 2, "bytes": 750, "unknown": 0}
+    # not built: its requirements, each once, with the command that builds it
+    bill = build_bill(
+        "inv", hostvars, ROOT, inspect=FakeDockerInspect({}), wheelhouses=site["empty"]
+    )
+    names = [i.name for i in bill.items if i.kind == "wheel"]
+    assert names == gpu.requirement_lines(ROOT)
+    assert len(names) == len(set(names))
+    assert all(
+        "dltk mirror wheels --variant gpu" in i.note for i in bill.items if i.kind == "wheel"
+    )
 
 
 def test_totals_leave_out_what_is_built_on_the_host() -> None:

@@ -8,7 +8,8 @@ signed with a key generated for the mirror. `spec` builds a small repository of 
 stand in for vendor repositories that are not reachable here. `plan` prints the bill of materials
 of an inventory (plan.py): what a site carries in, with sizes where this machine knows them.
 `images` pushes the images of that bill into a local registry or saves them as archives
-(images.py), with a lock file of their registry digests.
+(images.py), with a lock file of their registry digests. `wheels` downloads the project's wheels
+into wheelhouses and writes a PEP 503 index of them (wheels.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dltk.errors import DltkError
+from dltk.mirror import wheels
 from dltk.mirror.apt_repo import (
     Suite,
     build_spec_repo,
@@ -350,7 +352,7 @@ def run_images(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """`dltk mirror build|spec|plan|images`."""
+    """`dltk mirror build|spec|plan|images|wheels`."""
     _add_actions(
         subparsers.add_parser(
             "mirror", help="plan and build what air-gapped hosts need (signed apt mirrors)"
@@ -458,6 +460,7 @@ def _add_actions(parser: argparse.ArgumentParser) -> None:
     images.add_argument("--project", type=Path, help="project checkout (as for plan)")
     images.add_argument("--width", type=int, default=160, help="table width")
     images.set_defaults(func=run_images)
+    wheels.add_action(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,8 +8,10 @@ deploy.yml needs on that host and cannot fetch without a network:
 - apt packages: what nvidia_driver, docker_engine, nvidia_container_toolkit and nsight_systems
   install, from the roles' filters, with the version or branch the inventory pins and the
   repository they come from (their closure and .deb sizes: `dltk mirror build`);
-- wheels: the CPU toolkit's wheel archive (dltk_image_wheels_archive) member by member, or the
-  requirement names when it is not built; the GPU variant's requirements (PyPI at build today);
+- wheels: the sets of dltk.mirror.wheels: the CPU toolkit's wheel archive
+  (dltk_image_wheels_archive) member by member, or its sets' requirements when it is not built;
+  the GPU variant's wheelhouse (`dltk mirror wheels --variant gpu`) file by file, or its
+  requirements when it is not built here;
 - models: each manifest model's ONNX file, its external data files and its samples.
 
 Which hosts count as GPU hosts: the roles detect GPUs at run time; before a run the plan takes a
@@ -21,7 +23,6 @@ add their packages to any host.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import tarfile
 from collections.abc import Callable, Iterable
@@ -33,12 +34,10 @@ from rich.table import Table
 
 from dltk.errors import DltkError
 from dltk.manifest.load import parse_manifest
+from dltk.mirror import wheels
 from dltk.onnx_graph import external_data_files
 from dltk.release import RELEASES, get_release
 
-# The CPU toolkit's requirements (its wheel archive holds their closure, pinned by constraints.txt).
-ROOT_REQUIREMENTS = ("images/dltk/requirements.txt", "images/dltk/requirements-tools.txt")
-GPU_REQUIREMENTS = "images/dltk/requirements-gpu.txt"
 NOT_HERE = "not present here: size unknown"
 
 
@@ -238,28 +237,9 @@ def package_items(hosts: dict[str, dict[str, Any]]) -> list[Item]:
 
 
 # --- wheels ------------------------------------------------------------------------------------
-
-
-def requirement_names(path: Path) -> list[str]:
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return []
-    return [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def constraint_pins(path: Path) -> dict[str, str]:
-    """{canonical name: version} of the `name==version` lines of constraints.txt."""
-    pins = {}
-    for line in requirement_names(path):
-        name, sep, version = line.partition("==")
-        if sep:
-            pins[_canonical(name.strip())] = version.strip()
-    return pins
+# Which wheels: dltk.mirror.wheels (the sets `dltk mirror wheels` and scripts/build-images.sh
+# download). The CPU toolkit's archive is listed member by member; the GPU variant's wheelhouse
+# (build/wheelhouse-gpu-pyX.Y of `dltk mirror wheels --variant gpu`) file by file when built here.
 
 
 def archive_wheels(archive: Path) -> list[tuple[str, int]]:
@@ -276,57 +256,67 @@ def shown_path(path: Path, project: Path) -> str:
         return str(path)
 
 
-def wheel_items(hosts: dict[str, dict[str, Any]], project: Path) -> list[Item]:
+def _wheel_file_item(filename: str, folder: str, source: str, size: int, member: str) -> Item:
+    dist, version = (filename.split("-") + ["", ""])[:2]
+    return Item("wheel", f"{dist} {version}", folder, source, size, extra={"file": member})
+
+
+def _requirement_items(
+    wheel_set: wheels.WheelSet, project: Path, detail: str, note: str
+) -> list[Item]:
+    """A set's requirements, unsized (its wheelhouse is not built here), pinned as pip -c would."""
+    pins = wheels.constraint_pins(project / wheels.CONSTRAINTS) if wheel_set.constraints else {}
+    source = f"{wheel_set.name} set ({wheel_set.directory})"
+    return [
+        Item("wheel", wheels.pinned(line, pins), detail, source, None, note=note)
+        for line in wheel_set.requirement_lines(project)
+    ]
+
+
+def wheel_items(
+    hosts: dict[str, dict[str, Any]], project: Path, wheelhouses: Path | None = None
+) -> list[Item]:
+    """The wheels of each host's toolkit variant; `wheelhouses`: where the build/wheelhouse-*
+    directories are looked for (default: the project)."""
+    base = project if wheelhouses is None else wheelhouses
     items: dict[str, Item] = {}
 
     def add(key: str, item: Item, host: str) -> None:
-        items.setdefault(key, item).hosts.append(host)
+        hosts_of = items.setdefault(key, item).hosts
+        if host not in hosts_of:  # a requirement of two files of a set is one item
+            hosts_of.append(host)
 
     for host, hv in hosts.items():
         if hv.get("image_variant") == "gpu":
-            release = get_release(str(hv["release"]))
-            names = [*requirement_names(project / GPU_REQUIREMENTS)]
-            names.append(f"tritonclient[http,grpc]=={release.tritonclient}")
-            for name in names:
-                item = Item(
-                    "wheel",
-                    name,
-                    f"Python {release.python}",
-                    "PyPI (GPU image build)",
-                    None,
-                    note="no wheelhouse for the GPU variant yet: size unknown",
+            gpu = wheels.gpu_set(str(hv["release"]))
+            found = wheels.wheel_files(base / gpu.directory)
+            for path in found:
+                item = _wheel_file_item(
+                    path.name, f"Python {gpu.python}", gpu.directory, path.stat().st_size, path.name
                 )
-                add(f"gpu:{release.python}:{name}", item, host)
+                add(f"gpu:{gpu.python}:{path.name}", item, host)
+            if not found:
+                note = (
+                    f"{gpu.directory} not built here (dltk mirror wheels --variant gpu "
+                    f"--ngc-release {hv['release']}): size unknown"
+                )
+                for item in _requirement_items(gpu, project, f"Python {gpu.python}", note):
+                    add(f"gpu:{gpu.python}:{item.name}", item, host)
             continue
         archive = Path(hv["wheels_archive"])
         if archive.is_file():
             for member, size in archive_wheels(archive):
                 folder, _, filename = member.rpartition("/")
-                dist, version = (filename.split("-") + ["", ""])[:2]
-                item = Item(
-                    "wheel",
-                    f"{dist} {version}",
-                    folder,
-                    shown_path(archive, project),
-                    size,
-                    extra={"file": member},
+                item = _wheel_file_item(
+                    filename, folder, shown_path(archive, project), size, member
                 )
                 add(f"cpu:{member}", item, host)
         else:
-            pins = constraint_pins(project / "constraints.txt")
-            for path in ROOT_REQUIREMENTS:
-                for name in requirement_names(project / path):
-                    if "==" not in name and _canonical(name) in pins:
-                        name = f"{name}=={pins[_canonical(name)]}"  # as pip -c would pick
-                    item = Item(
-                        "wheel",
-                        name,
-                        "",
-                        path,
-                        None,
-                        note=f"{archive} not built here (make images): size unknown",
-                    )
-                    add(f"cpu:{name}", item, host)
+            note = f"{archive} not built here (make images): size unknown"
+            for wheel_set in wheels.cpu_sets(project):
+                if wheel_set.name in wheels.TOOLKIT_SETS:
+                    for item in _requirement_items(wheel_set, project, "", note):
+                        add(f"cpu:{item.name}", item, host)
     return list(items.values())
 
 
@@ -405,6 +395,7 @@ def build_bill(
     hostvars: dict[str, dict[str, Any]],
     project: Path,
     inspect: Inspector = docker_inspector,
+    wheelhouses: Path | None = None,
 ) -> Bill:
     """The bill of materials of the hosts' resolved variables."""
     for host, hv in hostvars.items():
@@ -421,7 +412,7 @@ def build_bill(
     items = [
         *image_items(hostvars, inspect),
         *package_items(hostvars),
-        *wheel_items(hostvars, project),
+        *wheel_items(hostvars, project, wheelhouses),
         *model_items(hostvars, project),
     ]
     return Bill(inventory, hosts, items)
