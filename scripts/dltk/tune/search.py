@@ -237,7 +237,7 @@ def quick_search(
     current = climb(current)
     # The best screened variant (the climb's end unless a neighbour beat it by less than
     # `min_gain`) is where the diagonals are probed.
-    best = max(screened, key=lambda v: (value(v), v == current))
+    best = max(screened, key=lambda v: (value(v), v == current), default=current)
     won = _probe_diagonals(space, measure, opts, screened, value, best, trials, clock)
     diagonal = won.variant if won else None
     if won is not None:
