@@ -19,6 +19,7 @@ from dltk import cli
          "e.g. 1,2,4"),
         (["tune", "mnist", "--budget-ms", "0"], "dltk tune: error: --budget-ms must be > 0"),
         (["bench", "tune", "mnist", "--rounds", "0"], "dltk bench: error: --rounds must be >= 1"),
+        (["tune", "mnist", "--max-probes", "-1"], "dltk tune: error: --max-probes must be >= 0"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_nothing_runs(

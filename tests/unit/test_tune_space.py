@@ -33,6 +33,26 @@ def test_start_is_the_lower_middle_and_neighbours_step_one_dimension() -> None:
     ]
 
 
+def test_diagonals_step_two_dimensions_at_once_in_bounds() -> None:
+    assert sorted(SPACE.diagonals(Variant(2, 8, 100))) == [
+        Variant(1, 8, 0),
+        Variant(1, 8, 500),
+        Variant(1, 32, 100),
+        Variant(2, 32, 0),
+        Variant(2, 32, 500),
+        Variant(3, 8, 0),
+        Variant(3, 8, 500),
+        Variant(3, 32, 100),
+    ]
+    assert sorted(SPACE.diagonals(Variant(1, 8, 0))) == [
+        Variant(1, 32, 100),
+        Variant(2, 8, 100),
+        Variant(2, 32, 0),
+    ]
+    one_axis = Space(instances=(1, 2, 3), max_batch=(8,), delay_us=(0,), concurrency=(1,))
+    assert one_axis.diagonals(Variant(2, 8, 0)) == []
+
+
 def test_best_point_keeps_the_budget() -> None:
     v = Variant(1, 8, 0)
     points = [Point(v, 1, 100.0, 2.0), Point(v, 2, 300.0, 9.0), Point(v, 4, 200.0, 4.0)]

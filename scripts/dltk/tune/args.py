@@ -28,6 +28,12 @@ def add_space_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-variants", type=int, default=10, help="our search screens at most N variants (10)"
     )
+    p.add_argument(
+        "--max-probes",
+        type=int,
+        default=8,
+        help="diagonals (two settings changed at once) probed with one point each (8; 0: none)",
+    )
     p.add_argument("--out", help="report directory (default build/tune/MODEL/<UTC time>)")
 
 
@@ -48,6 +54,7 @@ def options_from_args(args: argparse.Namespace) -> TuneOptions:
         budget_ms=args.budget_ms,
         out=out,
         max_variants=args.max_variants,
+        max_probes=args.max_probes,
     )
     opts.check()
     return opts

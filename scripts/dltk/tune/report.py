@@ -17,7 +17,7 @@ from dltk.tune.space import Point, Space, Variant, best_point
 class Tried:
     """One row of the table: a point measured by a stage (or a failure)."""
 
-    stage: str  # screen | confirm | brute | default (model-analyzer's own config)
+    stage: str  # screen | probe | confirm | brute | default (model-analyzer's own config)
     variant: Variant
     concurrency: int
     throughput: float | None

@@ -29,14 +29,16 @@ class TuneOptions:
     budget_ms: float
     out: Path
     max_variants: int = 10
+    max_probes: int = 8
     brute_fidelity: Fidelity = CONFIRM
     ready_timeout_s: float = 120.0
     search: SearchOptions = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "search", SearchOptions(self.budget_ms, max_variants=self.max_variants)
+        search = SearchOptions(
+            self.budget_ms, max_variants=self.max_variants, max_probes=self.max_probes
         )
+        object.__setattr__(self, "search", search)
 
     def check(self) -> None:
         self.space.check()
@@ -44,6 +46,8 @@ class TuneOptions:
             raise DltkError("--budget-ms must be > 0")
         if self.max_variants < 1:
             raise DltkError("--max-variants must be >= 1")
+        if self.max_probes < 0:
+            raise DltkError("--max-probes must be >= 0")
 
 
 def load_model(manifest: Path, name: str) -> ModelSpec:
@@ -99,13 +103,14 @@ def run_tuned(server: Any, model: ModelSpec, opts: TuneOptions, status: Status) 
     notes = {
         "stage_s": {
             stage: round(sum(t.elapsed_s for t in result.trials if t.stage == stage), 2)
-            for stage in ("screen", "confirm")
+            for stage in ("screen", "probe", "confirm")
         },
         "variants_loaded": len(measurer.load_seconds),
         "load_s": round(sum(measurer.load_seconds), 2),
         "screen": vars(opts.search.screen),
         "confirm": vars(opts.search.confirm),
         "max_variants": opts.search.max_variants,
+        "max_probes": opts.search.max_probes,
     }
     return TuneRun("tuned", model.name, opts.space, opts.budget_ms, tried, result.best, wall, notes)
 

@@ -105,6 +105,22 @@ class Space:
                     found.append(self.at(moved))
         return found
 
+    def diagonals(self, variant: Variant) -> list[Variant]:
+        """Variants one step away in each of two dimensions at once (in bounds): the moves a
+        one-dimension climb cannot make when both parts look worse alone."""
+        here = self.index(variant)
+        found = []
+        for first, second in itertools.combinations(range(len(self.dims)), 2):
+            for step_a, step_b in itertools.product((-1, 1), repeat=2):
+                moved = list(here)
+                moved[first] += step_a
+                moved[second] += step_b
+                if 0 <= moved[first] < len(self.dims[first]) and 0 <= moved[second] < len(
+                    self.dims[second]
+                ):
+                    found.append(self.at(moved))
+        return found
+
 
 def parse_values(text: str, what: str) -> tuple[int, ...]:
     """'1,2,4' -> (1, 2, 4); one-line error naming `what` otherwise."""
