@@ -21,6 +21,8 @@ from dltk.mirror.apt_aptly import (
     index_totals,
     listed_packages,
     missing_names,
+    provided_names,
+    provides_query,
 )
 from dltk.mirror.apt_mirror import main
 from dltk.mirror.apt_repo import apt_reads, build_spec_repo, export_key, throwaway_key
@@ -80,6 +82,27 @@ def test_exact_query_names_version_and_architecture() -> None:
     assert exact_query(packages) == (
         "libc6 (= 2.36-9+deb12u10) {amd64} | tzdata (= 2025b-0+deb12u1) {all}"
     )
+
+
+def test_provides_query_finds_what_provides_a_name() -> None:
+    # aptly 1.5 does not resolve versioned Provides; a glob over the field finds the provider.
+    assert provides_query(["libjs-html5shiv", "libnet-perl"]) == (
+        "Provides (% *libjs-html5shiv*) | Provides (% *libnet-perl*)"
+    )
+
+
+def test_provided_names_are_packages_and_what_they_provide() -> None:
+    text = (
+        "Package: node-html5shiv\nProvides: libjs-html5shiv (= 3.7.3+dfsg-5)\n\n"
+        "Package: perl-modules-5.36\nProvides: libnet-perl (= 1:3.14), libversion-perl\n"
+    )
+    assert provided_names(text) == {
+        "node-html5shiv",
+        "libjs-html5shiv",
+        "perl-modules-5.36",
+        "libnet-perl",
+        "libversion-perl",
+    }
 
 
 def test_filter_query_refuses_what_is_not_a_package_name() -> None:

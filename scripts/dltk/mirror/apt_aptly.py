@@ -5,13 +5,15 @@ Per source and suite, in aptly's terms:
 1. resolve: a mirror of all the suite's components filtered to the wanted packages with their
    dependencies (`-filter-with-deps`; recommends too for the with-recommends list). aptly merges
    the components of one mirror into one, so this mirror only lists the closure;
-2. one mirror per component filtered to exactly those packages (no download twice: aptly's pool is
-   content-addressed and kept in the cache directory), a snapshot of each, and one signed
-   publication of the suite with every component in its place (`-component=main,contrib,...`);
-3. `aptly snapshot verify` over every snapshot of the run: a dependency no source satisfies (a
-   vendor package needing a Debian library, a security update needing a library only in the
-   release) is added to the distribution's sources and steps 1-2 run again (at most
-   MAX_ROUNDS); what is still missing is printed.
+2. one mirror per component filtered to that closure (a vendor's: exactly its versions; the
+   distribution's suites: the names of all their closures, so a security update comes with what
+   it needs), a snapshot of each, and one signed publication of the suite with every component
+   in its place (`-component=main,contrib,...`). Nothing is downloaded twice: aptly's pool is
+   content-addressed and kept in the cache directory;
+3. `aptly snapshot verify` over all of the run's packages: a dependency no source satisfies (a
+   vendor package needing a Debian library) is added to the distribution's sources, by name and
+   by what provides it (aptly 1.5 does not resolve versioned Provides), and steps 1-2 run again
+   (at most MAX_ROUNDS); what nothing published satisfies is printed.
 
 FLAT sources (NVIDIA's) are mirrored the same way (aptly reads flat repositories); aptly
 publishes them as a suite `flat`, and apt_repo.write_flat_index adds the flat index next to it
@@ -59,7 +61,8 @@ class Part:
 @dataclass
 class Result:
     parts: list[Part] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # satisfied by nothing published
+    provided: set[str] = field(default_factory=set)  # every name the published indexes satisfy
     added: list[str] = field(default_factory=list)  # dependencies found by aptly snapshot verify
     rounds: int = 0
 
@@ -86,6 +89,24 @@ def filter_query(entries: list[str] | tuple[str, ...]) -> str:
         name, _, glob = entry.partition("=")
         terms.append(f"{name} (% {glob})" if glob else name)
     return " | ".join(terms)
+
+
+def provides_query(names: list[str]) -> str:
+    """aptly's query for the packages whose Provides field names one of these (a glob over the
+    field: it may over-match a longer name, never miss one)."""
+    return " | ".join(f"Provides (% *{name}*)" for name in check_names(names))
+
+
+def provided_names(packages_text: str) -> set[str]:
+    """Every name a Packages index satisfies: its packages and what they provide."""
+    names: set[str] = set()
+    for line in packages_text.splitlines():
+        if line.startswith("Package: "):
+            names.add(line.split()[1])
+        elif line.startswith("Provides: "):
+            for item in line.removeprefix("Provides: ").split(","):
+                names.add(item.split("(")[0].strip())
+    return names
 
 
 def exact_query(packages: list[tuple[str, str, str]]) -> str:
@@ -158,44 +179,95 @@ class Work:
     source: AptSource
     keyring: Path
     snapshots: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Dependencies found missing: also looked up by what provides them (aptly 1.5's resolver
+    # does not see versioned Provides such as node-html5shiv's `libjs-html5shiv (= 3.7.3)`).
+    virtual: set[str] = field(default_factory=set)
 
 
 def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def mirror_suite(aptly: Aptly, work: Work, suite: str, tag: str) -> None:
-    """Steps 1-2 for one suite of one source: the closure (exact name, version, architecture),
-    then one snapshot per component (flat: one snapshot of the whole directory)."""
+def _where(work: Work, suite: str) -> tuple[str, str, list[str], str]:
+    """aptly's URL, distribution, extra create flags and a label for one suite of a source."""
     source = work.source
-    url = source.url.rstrip("/") + "/"
     dist = "./" if source.flat else suite
-    keyring = f"-keyring={work.keyring}"
+    # Debian's security archive lists its components as updates/main, ...; apt and aptly both
+    # read main from it, aptly only when told not to check the Release's Components line.
+    force = [] if source.flat else ["-force-components"]
     label = f"{source.name} {'(flat)' if source.flat else suite}"
+    return source.url.rstrip("/") + "/", dist, force, label
+
+
+def resolve_suite(aptly: Aptly, work: Work, suite: str, tag: str) -> set[tuple[str, str, str]]:
+    """Step 1 for one suite of one source: the closure (name, version, architecture) of the
+    wanted packages, from all its components (the .debs land in aptly's pool)."""
+    source = work.source
+    url, dist, force, label = _where(work, suite)
+    keyring = f"-keyring={work.keyring}"
     closure: set[tuple[str, str, str]] = set()
     for kind, wanted in (("deps", source.packages), ("recommends", source.recommends)):
-        if not wanted:
+        virtual = sorted(work.virtual) if kind == "deps" else []
+        if not wanted and not virtual:
             continue
         mirror = f"{tag}-resolve-{kind}-{source.name}-{suite}"
         flags = ["-dep-follow-recommends"] if kind == "recommends" else []
-        create = ["mirror", "create", "-filter-with-deps", f"-filter={filter_query(wanted)}"]
+        terms = ([filter_query(wanted)] if wanted else []) + [provides_query(virtual)]
+        query = " | ".join(term for term in terms if term)
+        create = ["mirror", "create", *force, "-filter-with-deps", f"-filter={query}"]
         aptly(*flags, *create, keyring, mirror, url, dist, *source.components)
         _say(f"[mirror apt] {label}: resolving {len(wanted)} package(s) with {kind} (aptly)")
         aptly(*flags, "mirror", "update", keyring, mirror, what=f"aptly mirror update {mirror}")
         closure |= set(listed_packages(aptly("mirror", "show", "-with-packages", mirror)))
-    for component in source.components or ("main",):
-        mirror = f"{tag}-{source.name}-{suite}-{component}"
-        only = [] if source.flat else [component]
-        query = exact_query(sorted(closure)) if closure else "Name (= dltk-mirror-nothing)"
-        aptly("mirror", "create", f"-filter={query}", keyring, mirror, url, dist, *only)
+    return closure
+
+
+def component_snapshots(aptly: Aptly, work: Work, suite: str, tag: str, query: str) -> None:
+    """Step 2: one mirror per component filtered by `query`, a snapshot of each (flat: one
+    snapshot of the whole directory)."""
+    url, dist, force, _ = _where(work, suite)
+    keyring = f"-keyring={work.keyring}"
+    for component in work.source.components or ("main",):
+        mirror = f"{tag}-{work.source.name}-{suite}-{component}"
+        only = [] if work.source.flat else [component]
+        aptly("mirror", "create", *force, f"-filter={query}", keyring, mirror, url, dist, *only)
         aptly("mirror", "update", keyring, mirror, what=f"aptly mirror update {mirror}")
         aptly("snapshot", "create", mirror, "from", "mirror", mirror)
         work.snapshots[(suite, component)] = mirror
 
 
-def publish(aptly: Aptly, work: Work, out: Path, home: Path) -> list[Part]:
+def mirror_round(aptly: Aptly, todo: list[Work], tag: str) -> None:
+    """Steps 1-2 for these sources. A vendor's suites keep exactly their closure (NVIDIA's flat
+    repositories hold every version of a name); the distribution's suites share the names of
+    all their closures, so a security update of a package the release's closure needs comes
+    with the same package set (apt picks across suites: the driver from bookworm-security
+    needs that suite's libcuda1, which only nsight-systems in bookworm pulled in)."""
+    closures = {
+        (id(work), suite): resolve_suite(aptly, work, suite, tag)
+        for work in todo
+        for suite in work.source.suites or (FLAT_SUITE,)
+    }
+    archive = {
+        n
+        for w in todo
+        if not w.source.vendor
+        for s in w.source.suites or (FLAT_SUITE,)
+        for (n, _, _) in closures[(id(w), s)]
+    }
+    for work in todo:
+        for suite in work.source.suites or (FLAT_SUITE,):
+            if work.source.vendor:
+                closure = closures[(id(work), suite)]
+                query = exact_query(sorted(closure)) if closure else ""
+            else:
+                query = filter_query(sorted(archive)) if archive else ""
+            component_snapshots(aptly, work, suite, tag, query or "Name (= dltk-mirror-nothing)")
+
+
+def publish(aptly: Aptly, work: Work, out: Path, home: Path, provided: set[str]) -> list[Part]:
     """Each suite of the source signed under out/<prefix>; a flat source also gets its flat
-    index; the mirror's key where the roles look for the upstream's."""
+    index; the mirror's key where the roles look for the upstream's. The names the published
+    indexes satisfy are added to `provided`."""
     source = work.source
     parts: list[Part] = []
     for suite in source.suites or (FLAT_SUITE,):
@@ -215,6 +287,7 @@ def publish(aptly: Aptly, work: Work, out: Path, home: Path) -> list[Part]:
             index = out / source.prefix / "dists" / suite / component
             text = (index / f"binary-{aptly.arch}" / "Packages").read_text()
             count, size = index_totals(text)
+            provided |= provided_names(text)
             parts.append(Part(source.name, suite if source.suites else "/", component, count, size))
     if source.flat:
         write_flat_index(out / source.prefix, "pool", f"{ORIGIN_FLAT} {source.name}", home)
@@ -258,9 +331,7 @@ def _build(sources: list[AptSource], root: Path, out: Path, arch: str, home: Pat
     todo = list(works)
     for round_ in range(1, MAX_ROUNDS + 1):
         result.rounds = round_
-        for work in todo:
-            for suite in work.source.suites or (FLAT_SUITE,):
-                mirror_suite(aptly, work, suite, f"r{round_}")
+        mirror_round(aptly, todo, f"r{round_}")
         snaps = [snap for work in works for snap in work.snapshots.values()]
         # All of the run's packages in one snapshot (every version kept), checked as one host.
         aptly("snapshot", "merge", "-no-remove", f"r{round_}-all", *snaps)
@@ -270,7 +341,7 @@ def _build(sources: list[AptSource], root: Path, out: Path, arch: str, home: Pat
         have = {
             entry.partition("=")[0]
             for w in archive
-            for entry in (*w.source.packages, *w.source.recommends)
+            for entry in (*w.source.packages, *w.source.recommends, *w.virtual)
         }
         new = [name for name in missing if name not in have]
         result.missing = missing
@@ -281,9 +352,12 @@ def _build(sources: list[AptSource], root: Path, out: Path, arch: str, home: Pat
         for work in archive:
             packages = tuple(check_names([*work.source.packages, *new]))
             work.source = replace(work.source, packages=packages)
+            work.virtual |= set(new)
         todo = archive
     for work in works:
-        result.parts += publish(aptly, work, out, home)
+        result.parts += publish(aptly, work, out, home, result.provided)
+    # aptly's verify does not see versioned Provides: what a published package provides is there.
+    result.missing = [name for name in result.missing if name not in result.provided]
     return result
 
 

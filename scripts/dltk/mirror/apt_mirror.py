@@ -23,7 +23,13 @@ from rich.table import Table
 
 from dltk.errors import DltkError
 from dltk.mirror.apt_aptly import Part, apt_lines, build
-from dltk.mirror.apt_repo import apt_reads, build_spec_repo, export_key, throwaway_key
+from dltk.mirror.apt_repo import (
+    apt_reads,
+    apt_simulate,
+    build_spec_repo,
+    export_key,
+    throwaway_key,
+)
 from dltk.mirror.apt_sources import (
     archive_sources,
     check_names,
@@ -63,6 +69,11 @@ def _load_spec(path: Path) -> dict[str, object]:
         raise DltkError(f"cannot read the STAND-IN spec {path}: {exc}") from exc
 
 
+def _plain(entries: list[str]) -> list[str]:
+    """apt-get's names for filter entries (a version glob is aptly's, not apt's)."""
+    return [entry.partition("=")[0] for entry in entries]
+
+
 def run_apt(args: argparse.Namespace) -> int:
     packages = check_names([*args.package, *_read_names(args.packages_file)])
     recommends = check_names([*args.with_recommends, *_read_names(args.with_recommends_file)])
@@ -78,6 +89,11 @@ def run_apt(args: argparse.Namespace) -> int:
         export_key(home, out / "dltk-mirror.asc")
         with tempfile.TemporaryDirectory() as tmp:  # apt itself reads what was published
             apt_reads(apt_lines(sources, out, out / "dltk-mirror.asc"), Path(tmp), args.arch, [])
+            # ... and installs the archive lists from it alone, as the roles do (simulated).
+            if packages:
+                apt_simulate(Path(tmp), args.arch, _plain(packages), recommends=False)
+            if recommends:
+                apt_simulate(Path(tmp), args.arch, _plain(recommends), recommends=True)
         standins = [build_spec_repo(spec, out, home) for spec in specs]
     Console(width=100).print(summary_table(result.parts))
     for source in sources:
@@ -94,7 +110,8 @@ def run_apt(args: argparse.Namespace) -> int:
         print(line + " (labeled test doubles, not vendor packages)")
     print(
         f"signed by a throwaway key: {out / 'dltk-mirror.asc'} (install it where Signed-By "
-        "points); apt read every published suite with it"
+        "points); apt read every published suite with it and installs the lists from it alone "
+        "(simulated)"
     )
     return 0
 

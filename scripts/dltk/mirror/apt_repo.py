@@ -234,8 +234,18 @@ def apt_reads(lines: list[str], workdir: Path, arch: str, packages: list[str]) -
     return run(argv, "apt-cache", capture_output=True).stdout
 
 
-def apt_simulate(workdir: Path, arch: str, packages: list[str]) -> str:
+def apt_simulate(workdir: Path, arch: str, packages: list[str], recommends: bool = True) -> str:
     """`apt-get install --simulate` on a host with nothing installed, from the sources that
-    apt_reads read into workdir: the whole dependency closure must come from them."""
-    argv = ["apt-get", "-q", *_apt_options(workdir, arch), "install", "--simulate", *packages]
-    return run(argv, "apt-get install --simulate", capture_output=True).stdout
+    apt_reads read into workdir: the whole dependency closure must come from them. A package
+    apt cannot install stops with apt's own list of unmet dependencies."""
+    argv = ["apt-get", "-q", *_apt_options(workdir, arch)]
+    argv += [f"-oAPT::Install-Recommends={str(recommends).lower()}", "install", "--simulate"]
+    done = subprocess.run([*argv, *packages], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        unmet = [ln.strip() for ln in done.stdout.splitlines() if "Depends:" in ln]
+        errors = [ln for ln in done.stderr.splitlines() if ln.startswith("E:")]
+        raise DltkError(
+            "apt cannot install from the mirror alone: "
+            + "; ".join(unmet or errors or [f"exit code {done.returncode}"])
+        )
+    return done.stdout
