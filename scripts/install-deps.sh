@@ -11,6 +11,8 @@ PACKAGES=(
   gnupg            # signs the throwaway test apt mirrors of the molecule scenarios
   iproute2         # molecule mirror: `ip route del default` in the air-gapped host's namespace
   util-linux       # nsenter, for the same
+  aptly            # dltk mirror apt: mirrors Debian's, Docker's and NVIDIA's apt repositories
+  apt-utils        # apt-ftparchive: the flat indexes aptly does not publish, STAND-IN repositories
 )
 
 missing=()

@@ -54,5 +54,5 @@ def test_plan_of_the_sandbox_inventory(tmp_path: Path) -> None:
     wheels = sum(i["size"] for i in bill["wheels"])
     assert 0.9 * archive.stat().st_size < wheels <= archive.stat().st_size
     assert {i["name"] for i in bill["models"]} >= {"mnist: mnist.onnx"}
-    assert bill["totals"]["all"]["unknown"] == 1  # python3-requests: sized by dltk mirror build
+    assert bill["totals"]["all"]["unknown"] == 1  # python3-requests: sized by dltk mirror apt
     assert "to carry in" in done.stdout and "JSON written to" in done.stdout

@@ -1,164 +1,243 @@
-"""`dltk mirror`: components, package names, cache keys, the download script, apt's index formats.
+"""`dltk mirror apt`: aptly's queries and answers, flat and STAND-IN repositories read by apt.
 
-The download itself needs docker and the Debian archive: molecule/mirror runs it for real.
+aptly against the real Debian mirror and a local flat repository: tests/integration/
+test_mirror_apt.py; the whole provisioning from the mirror: molecule/mirror. The repositories
+built here are read by apt itself (`apt-get update` in a private state directory, signatures
+checked), not by code of ours.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from dltk.errors import DltkError
-from dltk.mirror.apt_mirror import (
-    build_mirror,
-    cache_key,
-    check_package_names,
-    component_of,
-    download_script,
-    main,
-    suites_for,
+from dltk.mirror.apt_aptly import (
+    apt_lines,
+    aptly_config,
+    exact_query,
+    filter_query,
+    index_totals,
+    listed_packages,
+    missing_names,
+    provided_names,
+    provides_query,
 )
-from dltk.mirror.apt_repo import Suite, build_spec_repo, packages_entry, release_text, throwaway_key
+from dltk.mirror.apt_mirror import main
+from dltk.mirror.apt_repo import apt_reads, build_spec_repo, export_key, throwaway_key
+from dltk.mirror.apt_sources import known_sources
+
+# Captured from aptly 1.5.0 on this machine, 2026-12-03: `aptly snapshot verify` of the
+# bookworm-updates/main snapshot alone (tzdata; its Depends `debconf (>= 0.5) | debconf-2.0`
+# comes out as one line per alternative), and `aptly mirror show -with-packages` of that suite's
+# resolve mirror (the release file's fields shortened).
+VERIFY_OUTPUT = """\
+Loading packages...
+Verifying...
+Missing dependencies (3):
+  debconf (>= 0.5) [amd64]
+  debconf-2.0 [amd64]
+  libc6 (>= 2.34) [amd64]
+"""
+SHOW_OUTPUT = """\
+Name: r1-resolve-deps-debian-bookworm-updates
+Archive Root URL: http://deb.debian.org/debian/
+Distribution: bookworm-updates
+Components: main, contrib, non-free, non-free-firmware
+Architectures: amd64
+Download Sources: no
+Download .udebs: no
+Filter: b43-fwcutter | hello | tzdata | unrar
+Filter With Deps: yes
+Last update: 2026-12-03 11:52:48 UTC
+Number of packages: 2
+
+Information from release file:
+Codename: bookworm-updates
+Components: main contrib non-free-firmware non-free
+Label: Debian
+Suite: oldstable-updates
+Version: 12-updates
+Packages:
+  tzdata_2025b-0+deb12u1_all
+  libc6_2.36-9+deb12u10_amd64
+"""
 
 
-@pytest.mark.parametrize(
-    ("section", "component"),
-    [
-        ("libs", "main"),
-        ("non-free/libs", "non-free"),
-        ("contrib/devel", "contrib"),
-        ("non-free-firmware/kernel", "non-free-firmware"),
-        ("restricted/misc", "main"),
-        ("", "main"),
-    ],
-)
-def test_component_of_section(section: str, component: str) -> None:
-    assert component_of(section) == component
-
-
-def test_package_names_sorted_and_unique() -> None:
-    assert check_package_names(["nvidia-smi", "docker.io", "nvidia-smi", "g++"]) == [
-        "docker.io",
-        "g++",
-        "nvidia-smi",
-    ]
-
-
-def test_bad_package_name_is_one_error() -> None:
-    with pytest.raises(DltkError, match="not Debian package names: Docker, a;b"):
-        check_package_names(["docker.io", "Docker", "a;b"])
-
-
-def test_suites_of_a_release() -> None:
-    assert suites_for("bookworm") == [
-        Suite("debian", "bookworm"),
-        Suite("debian", "bookworm-updates"),
-        Suite("debian-security", "bookworm-security"),
-    ]
-    with pytest.raises(DltkError, match="not a Debian codename"):
-        suites_for("bookworm/../x")
-
-
-def test_cache_key_follows_image_and_lists_not_order() -> None:
-    key = cache_key("sha256:aa", "bookworm", ["b", "a"], ["docker.io"])
-    assert key == cache_key("sha256:aa", "bookworm", ["a", "b"], ["docker.io"])
-    assert key != cache_key("sha256:bb", "bookworm", ["a", "b"], ["docker.io"])
-    assert key != cache_key("sha256:aa", "bookworm", ["a", "b", "docker.io"], [])
-    assert len(key) == 16
-
-
-def test_download_script_enables_all_components_and_splits_recommends() -> None:
-    script = download_script("bookworm", ["nvidia-driver"], ["docker.io"])
-    assert "Suites: bookworm bookworm-updates" in script
-    assert "Suites: bookworm-security" in script
-    assert script.count("Components: main contrib non-free non-free-firmware") == 2
-    assert "--download-only --no-install-recommends nvidia-driver" in script
-    assert "--download-only --install-recommends docker.io" in script
-    assert "download-only --install-recommends" not in download_script("bookworm", ["a"], [])
-
-
-def test_packages_entry_adds_location_and_checksums() -> None:
-    data = b"deb bytes"
-    entry = packages_entry("Package: x\nVersion: 1\n", "pool/main/x_1_amd64.deb", data)
-    assert entry.startswith("Package: x\nVersion: 1\nFilename: pool/main/x_1_amd64.deb\n")
-    assert f"Size: {len(data)}\n" in entry
-    assert f"SHA256: {hashlib.sha256(data).hexdigest()}\n" in entry
-
-
-def test_release_lists_components_and_index_hashes() -> None:
-    indexes = {"non-free/binary-amd64/Packages": b"a", "main/binary-amd64/Packages": b""}
-    text = release_text(
-        indexes, "amd64", "L", "Sun, 22 Nov 2026 00:00:00 GMT", Suite("debian", "bookworm")
+def test_filter_query_is_sorted_unique_names() -> None:
+    assert filter_query(["nvidia-smi", "docker.io", "nvidia-smi", "g++"]) == (
+        "docker.io | g++ | nvidia-smi"
     )
-    assert "Suite: bookworm\nCodename: bookworm\nComponents: main non-free\n" in text
-    assert f" {hashlib.sha256(b'a').hexdigest()}          1 non-free/binary-amd64/Packages" in text
-    assert "Suite:" not in release_text(indexes, "amd64", "L", "d")
 
 
-def _standin(name: str) -> dict[str, object]:
+def test_filter_query_turns_a_version_glob_into_aptlys_pattern() -> None:
+    assert filter_query(["nvidia-driver=580.*", "cuda-drivers-580"]) == (
+        "cuda-drivers-580 | nvidia-driver (% 580.*)"
+    )
+
+
+def test_exact_query_names_version_and_architecture() -> None:
+    packages = [("libc6", "2.36-9+deb12u10", "amd64"), ("tzdata", "2025b-0+deb12u1", "all")]
+    assert exact_query(packages) == (
+        "libc6 (= 2.36-9+deb12u10) {amd64} | tzdata (= 2025b-0+deb12u1) {all}"
+    )
+
+
+def test_provides_query_finds_what_provides_a_name() -> None:
+    # aptly 1.5 does not resolve versioned Provides; a glob over the field finds the provider.
+    assert provides_query(["libjs-html5shiv", "libnet-perl"]) == (
+        "Provides (% *libjs-html5shiv*) | Provides (% *libnet-perl*)"
+    )
+
+
+def test_provided_names_are_packages_and_what_they_provide() -> None:
+    text = (
+        "Package: node-html5shiv\nProvides: libjs-html5shiv (= 3.7.3+dfsg-5)\n\n"
+        "Package: perl-modules-5.36\nProvides: libnet-perl (= 1:3.14), libversion-perl\n"
+    )
+    assert provided_names(text) == {
+        "node-html5shiv",
+        "libjs-html5shiv",
+        "perl-modules-5.36",
+        "libnet-perl",
+        "libversion-perl",
+    }
+
+
+def test_filter_query_refuses_what_is_not_a_package_name() -> None:
+    with pytest.raises(DltkError, match="not Debian package names: Docker, a;b"):
+        filter_query(["docker.io", "Docker", "a;b"])
+
+
+def test_missing_dependencies_are_read_by_name() -> None:
+    assert missing_names(VERIFY_OUTPUT) == ["debconf", "debconf-2.0", "libc6"]
+    assert missing_names("Missing dependencies (1):\n  aa (>= 1) | bb [amd64]\n") == ["aa"]
+    assert (
+        missing_names("Loading packages...\nVerifying...\nAll dependencies are satisfied.\n") == []
+    )
+
+
+def test_mirror_packages_are_read_with_version_and_architecture() -> None:
+    assert listed_packages(SHOW_OUTPUT) == [
+        ("libc6", "2.36-9+deb12u10", "amd64"),
+        ("tzdata", "2025b-0+deb12u1", "all"),
+    ]
+    assert listed_packages("Name: x\nNumber of packages: 0\n") == []
+
+
+def test_index_totals_count_packages_and_bytes() -> None:
+    text = "Package: a\nSize: 10\n\nPackage: b\nInstalled-Size: 7\nSize: 5\n"
+    assert index_totals(text) == (2, 15)
+    assert index_totals("") == (0, 0)
+
+
+def test_config_publishes_into_out_by_hard_link_on_one_filesystem(tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    (tmp_path / "out").mkdir()
+    config = aptly_config(tmp_path / "root", tmp_path / "out", "amd64")
+    assert config["rootDir"] == str(tmp_path / "root")
+    assert config["architectures"] == ["amd64"]
+    assert config["FileSystemPublishEndpoints"] == {
+        "dltk": {"rootDir": str(tmp_path / "out"), "linkMethod": "hardlink"}
+    }
+
+
+def test_apt_lines_name_every_suite_and_both_layouts_of_a_flat_source(tmp_path: Path) -> None:
+    sources = known_sources("Debian", "bookworm")
+    key = tmp_path / "k.asc"
+    lines = apt_lines([sources["debian"], sources["cuda"]], tmp_path, key)
+    head = f"deb [signed-by={key}] file:{tmp_path}"
+    assert lines == [
+        f"{head}/debian bookworm main contrib non-free non-free-firmware",
+        f"{head}/debian bookworm-updates main contrib non-free non-free-firmware",
+        f"{head}/cuda /",
+        f"{head}/cuda flat main",
+    ]
+
+
+def _standin(name: str, depends: str = "") -> dict[str, object]:
     return {
         "name": name,
         "version": "1.0-1",
+        "depends": depends,
         "description": f"{name} STAND-IN for tests\nnot a vendor package",
         "files": {f"/usr/share/doc/{name}/STAND-IN": "stand-in\n"},
     }
 
 
-def test_spec_repo_is_signed_and_labeled(tmp_path: Path) -> None:
-    spec = {"layout": "flat", "path": "flat", "arch": "amd64", "key_path": "flat/key.asc"}
-    spec["packages"] = [_standin("tool")]
-    home = tmp_path / "gnupg"
+def test_flat_spec_repo_is_signed_labeled_and_read_by_apt(tmp_path: Path) -> None:
+    spec = {"layout": "flat", "path": "tools/amd64", "arch": "amd64", "key_path": "tools/key"}
+    spec["packages"] = [_standin("tool"), _standin("tool-libs")]
+    home, out = tmp_path / "gnupg", tmp_path / "out"
     with throwaway_key(home):
-        assert "1 STAND-IN package(s)" in build_spec_repo(spec, tmp_path / "out", home)
-        repo = tmp_path / "out" / "flat"
-        assert "Description: tool STAND-IN for tests" in (repo / "Packages").read_text()
-        assert "Label: STAND-IN test repository" in (repo / "Release").read_text()
-        gpg = ["gpg", "--homedir", str(home), "--verify", str(repo / "InRelease")]
-        assert subprocess.run(gpg, capture_output=True, check=False).returncode == 0
+        assert "2 STAND-IN package(s)" in build_spec_repo(spec, out, home)
+    repo = out / "tools" / "amd64"
+    index = (repo / "Packages").read_text()
+    assert "Description: tool STAND-IN for tests" in index
+    assert "Filename: ./tool_1.0-1_amd64.deb" in index
+    assert "Label: STAND-IN test repository" in (repo / "Release").read_text()
+    line = f"deb [signed-by={out / 'tools' / 'key'}] file:{repo} /"
+    madison = apt_reads([line], tmp_path / "apt", "amd64", ["tool", "tool-libs"])
+    offered = [[f.strip() for f in ln.split("|")] for ln in madison.splitlines()]
+    assert sorted(offered) == [
+        ["tool", "1.0-1", f"file:{repo}  Packages"],
+        ["tool-libs", "1.0-1", f"file:{repo}  Packages"],
+    ]
 
 
-def test_mirror_puts_debs_in_their_component(tmp_path: Path) -> None:
-    home = tmp_path / "gnupg"
-    spec = {"layout": "flat", "path": "debs", "arch": "amd64", "key_path": "k.asc"}
-    spec["packages"] = [_standin("one"), _standin("two")]
-    with throwaway_key(home):
-        build_spec_repo(spec, tmp_path, home)
-        debs = sorted((tmp_path / "debs").glob("*.deb"))
-        counts = build_mirror(debs, "bookworm", "amd64", tmp_path / "out", home)
-    assert {c: n for c, (n, _) in counts.items()} == {
-        "main": 2,
-        "contrib": 0,
-        "non-free": 0,
-        "non-free-firmware": 0,
+def test_dists_spec_repo_keeps_its_suite_and_component(tmp_path: Path) -> None:
+    spec = {
+        "layout": "dists",
+        "path": "vendor",
+        "suite": "bookworm",
+        "component": "stable",
+        "arch": "amd64",
+        "key_path": "vendor/gpg",
+        "packages": [_standin("engine", depends="engine-cli"), _standin("engine-cli")],
     }
-    assert counts["main"][1] == sum(d.stat().st_size for d in debs)
-    dists = tmp_path / "out" / "debian" / "dists"
-    main_index = dists / "bookworm" / "main" / "binary-amd64"
-    assert (
-        gzip.decompress((main_index / "Packages.gz").read_bytes())
-        == (main_index / "Packages").read_bytes()
-    )
-    assert "Filename: pool/main/one_1.0-1_amd64.deb" in (main_index / "Packages").read_text()
-    assert (dists / "bookworm-updates" / "main" / "binary-amd64" / "Packages").read_bytes() == b""
-    security = tmp_path / "out" / "debian-security" / "dists" / "bookworm-security"
-    assert (
-        "Components: contrib main non-free non-free-firmware" in (security / "Release").read_text()
-    )
-    assert (security / "InRelease").exists()
+    home, out = tmp_path / "gnupg", tmp_path / "out"
+    with throwaway_key(home):
+        build_spec_repo(spec, out, home)
+    release = (out / "vendor" / "dists" / "bookworm" / "Release").read_text()
+    assert "Suite: bookworm\n" in release and "Components: stable\n" in release
+    assert "stable/binary-amd64/Packages" in release
+    line = f"deb [signed-by={out / 'vendor' / 'gpg'}] file:{out / 'vendor'} bookworm stable"
+    madison = apt_reads([line], tmp_path / "apt", "amd64", ["engine"])
+    assert f"file:{out / 'vendor'} bookworm/stable amd64 Packages" in madison
 
 
+def test_apt_refuses_a_repository_signed_by_another_key(tmp_path: Path) -> None:
+    spec = {"layout": "flat", "path": "r", "arch": "amd64", "key_path": "r/key"}
+    spec["packages"] = [_standin("tool")]
+    with throwaway_key(tmp_path / "signer"):
+        build_spec_repo(spec, tmp_path / "out", tmp_path / "signer")
+    with throwaway_key(tmp_path / "other"):
+        export_key(tmp_path / "other", tmp_path / "other.asc")
+    line = f"deb [signed-by={tmp_path / 'other.asc'}] file:{tmp_path / 'out' / 'r'} /"
+    with pytest.raises(DltkError, match="apt-get update failed: E: The repository .* not signed"):
+        apt_reads([line], tmp_path / "apt", "amd64", ["tool"])
+
+
+@pytest.mark.parametrize("action", ["apt", "build"])
 def test_cli_without_packages_is_one_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    action: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["build", "--out", str(tmp_path / "o"), "--gnupghome", str(tmp_path / "g")]
+    argv = [action, "--out", str(tmp_path / "o"), "--gnupghome", str(tmp_path / "g")]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("dltk mirror: error: no packages given: pass --package")
+    assert err.startswith("dltk mirror: error: no packages to mirror from debian, debian-security")
     assert len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists() and not (tmp_path / "g").exists()
+
+
+def test_cli_unknown_source_is_one_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["apt", "--source", "nvidia", "--package", "hello"]
+    argv += ["--out", str(tmp_path / "o"), "--gnupghome", str(tmp_path / "g")]
+    assert main(argv) == 1
+    assert "unknown apt source(s) nvidia (known: cuda, debian" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

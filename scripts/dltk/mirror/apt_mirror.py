@@ -1,28 +1,22 @@
 """Signed apt mirrors for air-gapped hosts (`dltk mirror`) and labeled STAND-IN test repositories.
 
-`build` downloads the dependency closure of the packages the provisioning roles install inside a
-throwaway container of the hosts' image (which does reach the Debian archive), then lays them out
-as a Debian repository (dists/<suite>/<component>/binary-<arch>/Packages, Release, InRelease)
-signed with a key generated for the mirror. `spec` builds a small repository of STAND-IN packages
-(test doubles: they say so in their description) from a JSON spec, the way molecule scenarios
-stand in for vendor repositories that are not reachable here. `plan` prints the bill of materials
-of an inventory (plan.py): what a site carries in, with sizes where this machine knows them.
-`images` pushes the images of that bill into a local registry or saves them as archives
-(images.py), with a lock file of their registry digests. `wheels` downloads the project's wheels
-into wheelhouses and writes a PEP 503 index of them (wheels.py).
+`apt` mirrors the Debian/Ubuntu archive and NVIDIA's and Docker's repositories (apt_sources.py
+lists them) with aptly (apt_aptly.py), keeping each upstream's suites and components, and
+publishes them signed with a key generated for the mirror. `spec` builds a small repository of
+STAND-IN packages (test doubles: they say so in their description) from a JSON spec, the way
+molecule scenarios stand in for vendor repositories that are not reachable here. `plan` prints
+the bill of materials of an inventory (plan.py): what a site carries in, with sizes where this
+machine knows them. `images` pushes the images of that bill into a local registry or saves them
+as archives (images.py), with a lock file of their registry digests. `wheels` downloads the
+project's wheels into wheelhouses and writes a PEP 503 index of them (wheels.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import hashlib
 import json
-import os
-import re
-import shutil
-import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -30,203 +24,30 @@ from rich.table import Table
 
 from dltk.errors import DltkError
 from dltk.mirror import wheels
+from dltk.mirror.apt_aptly import Part, apt_lines, build
 from dltk.mirror.apt_repo import (
-    Suite,
+    apt_reads,
+    apt_simulate,
     build_spec_repo,
-    deb_control,
     export_key,
-    packages_entry,
-    run,
     throwaway_key,
-    write_release,
+)
+from dltk.mirror.apt_sources import (
+    archive_sources,
+    check_names,
+    known_sources,
+    load_sources_file,
+    select_sources,
 )
 
-COMPONENTS = ("main", "contrib", "non-free", "non-free-firmware")
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
-_RELEASE_RE = re.compile(r"^[a-z]+$")
 
-
-def suites_for(release: str) -> list[Suite]:
-    """The suites a Debian host's sources name: the release, its updates and its security suite."""
-    if not _RELEASE_RE.match(release):
-        raise DltkError(f"release {release!r} is not a Debian codename like bookworm")
-    return [
-        Suite("debian", release),
-        Suite("debian", f"{release}-updates"),
-        Suite("debian-security", f"{release}-security"),
-    ]
-
-
-def check_package_names(names: list[str]) -> list[str]:
-    """Sorted, de-duplicated package names; a name apt would not accept stops the run."""
-    bad = [name for name in names if not _NAME_RE.match(name)]
-    if bad:
-        raise DltkError(
-            f"not Debian package names: {', '.join(bad)} (use names like nvidia-driver)"
-        )
-    return sorted(set(names))
-
-
-def component_of(section: str) -> str:
-    """Archive component of a package's Section ('non-free/libs' -> non-free, 'libs' -> main)."""
-    prefix, sep, _ = section.partition("/")
-    return prefix if sep and prefix in COMPONENTS else "main"
-
-
-def cache_key(image_id: str, release: str, packages: list[str], recommends: list[str]) -> str:
-    """Directory name of a download: changes with the image, the release and both package lists."""
-    text = json.dumps([image_id, release, sorted(packages), sorted(recommends)])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def download_script(release: str, packages: list[str], recommends: list[str]) -> str:
-    """Shell run in the throwaway container: all components, then two download-only installs."""
-    sources = "\n".join(
-        [
-            "Types: deb",
-            "URIs: http://deb.debian.org/debian",
-            f"Suites: {release} {release}-updates",
-            f"Components: {' '.join(COMPONENTS)}",
-            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg",
-            "",
-            "Types: deb",
-            "URIs: http://deb.debian.org/debian-security",
-            f"Suites: {release}-security",
-            f"Components: {' '.join(COMPONENTS)}",
-            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg",
-        ]
-    )
-    lines = [
-        "set -eu",
-        "rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*",
-        f"cat > /etc/apt/sources.list.d/debian.sources <<'EOF'\n{sources}\nEOF",
-        "apt-get update -q",
-    ]
-    get = "apt-get install -y -q --download-only"
-    if packages:
-        lines.append(f"{get} --no-install-recommends {' '.join(packages)}")
-    if recommends:
-        lines.append(f"{get} --install-recommends {' '.join(recommends)}")
-    return "\n".join(lines) + "\n"
-
-
-def image_id(image: str) -> str:
-    """The local image's id (part of the cache key); a missing image is one error."""
-    argv = ["docker", "image", "inspect", "--format", "{{.Id}}", image]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    except FileNotFoundError as exc:
-        raise DltkError("docker is not installed: the mirror is downloaded in a container") from exc
-    if done.returncode != 0:
-        raise DltkError(
-            f"image {image} is not on this docker engine: build it (scripts/build-images.sh) "
-            "or pass --image with an image of your hosts"
-        )
-    return done.stdout.strip()
-
-
-def _megabytes(paths: list[Path]) -> str:
-    return f"{sum(p.stat().st_size for p in paths) / 1e6:.1f} MB"
-
-
-def download(
-    image: str, release: str, packages: list[str], recommends: list[str], cache_root: Path
-) -> list[Path]:
-    """The closure's .debs, from the cache when this image and these lists were fetched before."""
-    target = cache_root / cache_key(image_id(image), release, packages, recommends)
-    done = target / "complete.json"
-    if not done.exists():
-        shutil.rmtree(target, ignore_errors=True)
-        (target / "partial").mkdir(parents=True)
-        print(
-            f"downloading the closure of {len(packages) + len(recommends)} package(s) in {image}",
-            flush=True,
-        )
-        script = download_script(release, packages, recommends)
-        argv = [
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            "bridge",
-            "-v",
-            f"{target}:/var/cache/apt/archives",
-        ]
-        run(
-            [*argv, image, "sh", "-c", script],
-            "downloading in a throwaway container",
-            capture_output=True,
-        )
-        done.write_text(
-            json.dumps({"image": image, "packages": packages, "recommends": recommends})
-        )
-        state = "downloaded"
-    else:
-        state = "cached (no download)"
-    debs = sorted(target.glob("*.deb"))
-    if not debs:
-        raise DltkError(
-            f"no .deb in {target}: the image already has every package; nothing to mirror"
-        )
-    print(f"{state}: {len(debs)} .deb, {_megabytes(debs)} in {target}", flush=True)
-    return debs
-
-
-def _place(src: Path, dest: Path) -> None:
-    dest.unlink(missing_ok=True)
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copy2(src, dest)
-
-
-def build_mirror(
-    debs: list[Path], release: str, arch: str, out: Path, home: Path
-) -> dict[str, tuple[int, int]]:
-    """Debian layout of the .debs under out/debian (all in the release suite), each suite signed.
-
-    Returns {component: (packages, bytes)}.
-    """
-    for root in ("debian", "debian-security"):
-        shutil.rmtree(out / root, ignore_errors=True)
-    entries: dict[str, list[str]] = {c: [] for c in COMPONENTS}
-    sizes = dict.fromkeys(COMPONENTS, 0)
-    for deb in debs:
-        control = deb_control(deb)
-        section = re.search(r"^Section: (\S+)", control, re.MULTILINE)
-        component = component_of(section.group(1) if section else "")
-        pool = out / "debian" / "pool" / component
-        pool.mkdir(parents=True, exist_ok=True)
-        _place(deb, pool / deb.name)
-        sizes[component] += deb.stat().st_size
-        entries[component].append(
-            packages_entry(control, f"pool/{component}/{deb.name}", deb.read_bytes())
-        )
-    for suite in suites_for(release):
-        release_dir = out / suite.root / "dists" / suite.name
-        indexes: dict[str, bytes] = {}
-        for component in COMPONENTS:
-            text = "\n".join(entries[component]) if suite.name == release else ""
-            index_dir = release_dir / component / f"binary-{arch}"
-            index_dir.mkdir(parents=True, exist_ok=True)
-            data = text.encode()
-            packed = gzip.compress(data, mtime=0)
-            (index_dir / "Packages").write_bytes(data)
-            (index_dir / "Packages.gz").write_bytes(packed)
-            indexes[f"{component}/binary-{arch}/Packages"] = data
-            indexes[f"{component}/binary-{arch}/Packages.gz"] = packed
-        write_release(
-            release_dir, indexes, arch, f"DLTK Deploy mirror of Debian {release}", home, suite
-        )
-    return {c: (len(entries[c]), sizes[c]) for c in COMPONENTS}
-
-
-def summary_table(release: str, counts: dict[str, tuple[int, int]]) -> Table:
-    table = Table(title=f"mirror of Debian {release}")
-    for column in ("component", "packages", "MB"):
-        table.add_column(column, justify="left" if column == "component" else "right")
-    for component, (number, size) in counts.items():
-        table.add_row(component, str(number), f"{size / 1e6:.1f}")
+def summary_table(parts: list[Part]) -> Table:
+    """One row per published suite and component: packages and megabytes."""
+    table = Table(title="apt mirror (dltk mirror apt)", title_justify="left")
+    for column in ("source", "suite", "component", "packages", "MB"):
+        table.add_column(column, justify="right" if column in ("packages", "MB") else "left")
+    for p in parts:
+        table.add_row(p.source, p.suite, p.component, str(p.packages), f"{p.size / 1e6:.1f}")
     return table
 
 
@@ -250,30 +71,49 @@ def _load_spec(path: Path) -> dict[str, object]:
         raise DltkError(f"cannot read the STAND-IN spec {path}: {exc}") from exc
 
 
-def run_build(args: argparse.Namespace) -> int:
-    packages = check_package_names([*args.package, *_read_names(args.packages_file)])
-    recommends = check_package_names(
-        [*args.with_recommends, *_read_names(args.with_recommends_file)]
-    )
-    if not packages and not recommends:
-        raise DltkError(
-            "no packages given: pass --package/--packages-file or --with-recommends(-file)"
-        )
-    suites_for(args.release)
+def _plain(entries: list[str]) -> list[str]:
+    """apt-get's names for filter entries (a version glob is aptly's, not apt's)."""
+    return [entry.partition("=")[0] for entry in entries]
+
+
+def run_apt(args: argparse.Namespace) -> int:
+    packages = check_names([*args.package, *_read_names(args.packages_file)])
+    recommends = check_names([*args.with_recommends, *_read_names(args.with_recommends_file)])
+    known = known_sources(args.distribution, args.release, args.arch)
+    extra = [s for f in args.sources_file for s in load_sources_file(f)]
+    names = args.source or ([] if extra else archive_sources(args.distribution))
+    sources = select_sources(known, names, extra, packages, recommends)
     specs = [_load_spec(spec_file) for spec_file in args.standin_spec]
-    debs = download(args.image, args.release, packages, recommends, args.cache_dir)
     out, home = args.out, args.gnupghome
     out.mkdir(parents=True, exist_ok=True)
     with throwaway_key(home):
-        counts = build_mirror(debs, args.release, args.arch, out, home)
+        result = build(sources, args.cache_dir, out, args.arch, home)
         export_key(home, out / "dltk-mirror.asc")
+        with tempfile.TemporaryDirectory() as tmp:  # apt itself reads what was published
+            apt_reads(apt_lines(sources, out, out / "dltk-mirror.asc"), Path(tmp), args.arch, [])
+            # ... and installs the archive lists from it alone, as the roles do (simulated).
+            if packages:
+                apt_simulate(Path(tmp), args.arch, _plain(packages), recommends=False)
+            if recommends:
+                apt_simulate(Path(tmp), args.arch, _plain(recommends), recommends=True)
         standins = [build_spec_repo(spec, out, home) for spec in specs]
-    Console(width=100).print(summary_table(args.release, counts))
-    print(f"written to {out}/debian ({args.release}-updates, -security: empty suites)")
+    Console(width=100).print(summary_table(result.parts))
+    for source in sources:
+        layout = "flat (Suites: /) and suite flat" if source.flat else " ".join(source.suites)
+        print(f"{source.name}: {out / source.prefix} ({layout})")
+    if result.added:
+        print(f"added as dependencies of other sources: {' '.join(result.added)}")
+    if result.missing:
+        print(
+            "dependencies no mirrored source satisfies (the hosts need them from elsewhere, "
+            f"or add the source that has them): {' '.join(result.missing)}"
+        )
     for line in standins:
         print(line + " (labeled test doubles, not vendor packages)")
     print(
-        f"signed by a throwaway key: {out / 'dltk-mirror.asc'} (install it where Signed-By points)"
+        f"signed by a throwaway key: {out / 'dltk-mirror.asc'} (install it where Signed-By "
+        "points); apt read every published suite with it and installs the lists from it alone "
+        "(simulated)"
     )
     return 0
 
@@ -352,7 +192,7 @@ def run_images(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """`dltk mirror build|spec|plan|images|wheels`."""
+    """`dltk mirror apt|spec|plan|images|wheels` (`build`: the old name of `apt`)."""
     _add_actions(
         subparsers.add_parser(
             "mirror", help="plan and build what air-gapped hosts need (signed apt mirrors)"
@@ -362,37 +202,56 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def _add_actions(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="mirror_command", metavar="ACTION", required=True)
-    build = sub.add_parser(
-        "build", help="download a package closure in the hosts' image and index it"
+    apt = sub.add_parser(
+        "apt",
+        aliases=["build"],
+        help="mirror the distribution's archive and NVIDIA's/Docker's repositories (aptly), "
+        "suites and components kept, signed",
     )
-    build.add_argument(
-        "--image", default="dltk/sandbox-host:bookworm", help="image of the hosts (same release)"
+    apt.add_argument(
+        "--distribution", default="Debian", choices=("Debian", "Ubuntu"), help="hosts' distribution"
     )
-    build.add_argument("--release", default="bookworm", help="Debian codename of the hosts")
-    build.add_argument("--arch", default="amd64", help="Debian architecture of the hosts")
-    build.add_argument(
-        "--package", action="append", default=[], help="package installed without recommends"
+    apt.add_argument("--release", default="bookworm", help="codename of the hosts' release")
+    apt.add_argument("--arch", default="amd64", help="Debian architecture of the hosts")
+    apt.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        help="repository to mirror (repeat): debian, debian-security, ubuntu, docker, cuda, "
+        "libnvidia-container, nvidia-devtools (default: the distribution's archive)",
     )
-    build.add_argument("--packages-file", type=Path, help="file with one such package per line")
-    build.add_argument(
-        "--with-recommends", action="append", default=[], help="package installed with recommends"
+    apt.add_argument(
+        "--sources-file",
+        type=Path,
+        action="append",
+        default=[],
+        help="JSON list of more repositories (fields of apt_sources.AptSource); "
+        "one named like a known one replaces it",
     )
-    build.add_argument(
-        "--with-recommends-file", type=Path, help="file with one such package per line"
+    apt.add_argument(
+        "--package", action="append", default=[], help="archive package, without recommends"
     )
-    build.add_argument(
+    apt.add_argument("--packages-file", type=Path, help="file with one such package per line")
+    apt.add_argument(
+        "--with-recommends", action="append", default=[], help="archive package, with recommends"
+    )
+    apt.add_argument("--with-recommends-file", type=Path, help="file with one per line")
+    apt.add_argument(
         "--standin-spec", type=Path, action="append", default=[], help="STAND-IN spec (JSON) to add"
     )
-    build.add_argument(
-        "--cache-dir", type=Path, default=Path("/var/cache/dltk/apt-mirror"), help="download cache"
+    apt.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("/var/cache/dltk/apt-mirror"),
+        help="aptly's database and package pool (the download cache)",
     )
-    build.add_argument(
+    apt.add_argument(
         "--gnupghome", type=Path, required=True, help="directory for the throwaway signing key"
     )
-    build.add_argument(
-        "--out", type=Path, required=True, help="directory to serve (its content is replaced)"
+    apt.add_argument(
+        "--out", type=Path, required=True, help="directory to serve (each source's path replaced)"
     )
-    build.set_defaults(func=run_build)
+    apt.set_defaults(func=run_apt)
     spec = sub.add_parser(
         "spec", help="build a signed repository of STAND-IN packages from a JSON spec"
     )

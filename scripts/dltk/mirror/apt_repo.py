@@ -1,68 +1,38 @@
-"""apt repository formats: Packages stanzas, signed Release files, labeled STAND-IN packages.
+"""What the mirror needs around aptly: the signing key, flat indexes, STAND-IN repositories.
 
-Shared by `dltk mirror` (mirror/apt_mirror.py) and the molecule scenarios that stand in for vendor
-repositories not reachable here: `python -m dltk.mirror.apt_mirror spec SPEC OUT GNUPGHOME`.
+aptly (apt_aptly.py) downloads, resolves and publishes signed suites; it cannot publish a FLAT
+repository (NVIDIA's layout, `Suites: /`). For those, and for the labeled STAND-IN test
+repositories the molecule scenarios build (`python -m dltk.mirror.apt_mirror spec SPEC OUT
+GNUPGHOME`), apt-ftparchive (Debian's apt-utils) writes the Packages and Release files and gpg
+signs them. No index is written by hand here.
 """
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
+import gzip
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from dltk.errors import DltkError
 
 ORIGIN = "DLTK Deploy mirror"
 KEY_LIFETIME = "90d"
-
-
-@dataclass(frozen=True)
-class Suite:
-    """One suite the mirror serves: <root>/dists/<name> (root: debian or debian-security)."""
-
-    root: str
-    name: str
-
-
-def packages_entry(control: str, filename: str, data: bytes) -> str:
-    """A Packages stanza: the .deb's control fields plus where it is and its checksums."""
-    extra = [
-        f"Filename: {filename}",
-        f"Size: {len(data)}",
-        f"MD5sum: {hashlib.md5(data).hexdigest()}",  # noqa: S324 - apt's index format
-        f"SHA256: {hashlib.sha256(data).hexdigest()}",
-    ]
-    return control.rstrip("\n") + "\n" + "\n".join(extra) + "\n"
-
-
-def release_text(
-    indexes: dict[str, bytes], arch: str, label: str, date: str, suite: Suite | None = None
-) -> str:
-    """Release file listing each index (path relative to the Release file) with size and SHA256."""
-    lines = [f"Origin: {ORIGIN}", f"Label: {label}", f"Date: {date}", f"Architectures: {arch}"]
-    if suite is not None:
-        components = sorted({path.split("/", 1)[0] for path in indexes})
-        lines += [f"Suite: {suite.name}", f"Codename: {suite.name}"]
-        lines.append(f"Components: {' '.join(components)}")
-    lines.append("SHA256:")
-    for path, data in sorted(indexes.items()):
-        lines.append(f" {hashlib.sha256(data).hexdigest()} {len(data):>10} {path}")
-    return "\n".join(lines) + "\n"
+KEY_UID = "DLTK throwaway apt repository key <mirror@dltk.invalid>"
+KEY_EMAIL = "mirror@dltk.invalid"
 
 
 def run(argv: list[str], what: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(argv, check=True, text=True, **kwargs)  # type: ignore[call-overload]
     except FileNotFoundError as exc:
-        raise DltkError(f"{what}: {argv[0]} is not installed") from exc
+        raise DltkError(f"{what}: {argv[0]} is not installed (make deps)") from exc
     except subprocess.CalledProcessError as exc:
-        tail = (exc.stderr or "").strip().splitlines()[-1:] or [f"exit code {exc.returncode}"]
+        lines = [ln for ln in (exc.stderr or exc.stdout or "").strip().splitlines() if ln.strip()]
+        tail = lines[-1:] or [f"exit code {exc.returncode}"]
         raise DltkError(f"{what} failed: {tail[0]}") from exc
 
 
@@ -75,8 +45,7 @@ def new_key(home: Path) -> None:
     """A throwaway signing key (ed25519, expires after KEY_LIFETIME: rebuild the mirror then)."""
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(mode=0o700, parents=True)
-    uid = "DLTK throwaway apt repository key <mirror@dltk.invalid>"
-    _gpg(home, "--quick-gen-key", uid, "ed25519", "sign", KEY_LIFETIME)
+    _gpg(home, "--quick-gen-key", KEY_UID, "ed25519", "sign", KEY_LIFETIME)
 
 
 def stop_agent(home: Path) -> None:
@@ -108,18 +77,22 @@ def export_key(home: Path, dest: Path) -> None:
     _gpg(home, "--armor", "--export", "--output", str(dest))
 
 
-def write_release(
-    release_dir: Path,
-    indexes: dict[str, bytes],
-    arch: str,
-    label: str,
-    home: Path,
-    suite: Suite | None,
-) -> None:
-    """Release, InRelease (clear-signed) and Release.gpg (detached) in release_dir."""
-    date = email.utils.formatdate(usegmt=True)
+def dearmor(data: bytes, dest: Path, home: Path) -> None:
+    """A key as the binary keyring gpgv reads (aptly checks upstream Release files with gpgv)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not data.lstrip().startswith(b"-----BEGIN PGP"):
+        dest.write_bytes(data)
+        return
+    armored = dest.with_suffix(".asc")
+    armored.write_bytes(data)
+    dest.unlink(missing_ok=True)
+    argv = ["gpg", "--batch", "--homedir", str(home), "--dearmor", "--output", str(dest)]
+    run([*argv, str(armored)], f"reading the key {armored.name}", capture_output=True)
+
+
+def sign_release(release_dir: Path, home: Path) -> None:
+    """InRelease (clear-signed) and Release.gpg (detached) next to release_dir/Release."""
     release = release_dir / "Release"
-    release.write_text(release_text(indexes, arch, label, date, suite))
     for name in ("InRelease", "Release.gpg"):
         (release_dir / name).unlink(missing_ok=True)
     _gpg(home, "--clearsign", "--output", str(release_dir / "InRelease"), str(release))
@@ -128,8 +101,40 @@ def write_release(
     )
 
 
-def deb_control(deb: Path) -> str:
-    return run(["dpkg-deb", "-f", str(deb)], f"reading {deb.name}", capture_output=True).stdout
+def _ftparchive(*args: str, cwd: Path) -> str:
+    argv = ["apt-ftparchive", *args]
+    return run(argv, "apt-ftparchive", capture_output=True, cwd=cwd).stdout
+
+
+def release_options(label: str, suite: str = "", components: str = "", arch: str = "") -> list[str]:
+    """apt-ftparchive -o options for the Release fields (Origin, Label, Suite, ...)."""
+    fields = {"Origin": ORIGIN, "Label": label, "Suite": suite, "Codename": suite}
+    fields |= {"Components": components, "Architectures": arch}
+    return [f"-o=APT::FTPArchive::Release::{k}={v}" for k, v in fields.items() if v]
+
+
+def write_release(release_dir: Path, options: list[str], home: Path) -> None:
+    """apt-ftparchive's Release over the index files below release_dir, then signed (the text
+    is read whole before the file is written: apt-ftparchive never sees a half-written one)."""
+    text = _ftparchive(*options, "release", ".", cwd=release_dir)
+    (release_dir / "Release").write_text(text)
+    sign_release(release_dir, home)
+
+
+def write_flat_index(base: Path, debs_dir: str, label: str, home: Path) -> int:
+    """A FLAT repository's signed index at base (Packages, Packages.gz, Release) listing the
+    .debs below base/debs_dir (their Filename relative to base). Returns the package count."""
+    text = _ftparchive("packages", debs_dir, cwd=base)
+    with tempfile.TemporaryDirectory(dir=base) as tmp:
+        index = Path(tmp)
+        (index / "Packages").write_text(text)
+        (index / "Packages.gz").write_bytes(gzip.compress(text.encode(), mtime=0))
+        release = _ftparchive(*release_options(label), "release", ".", cwd=index)
+        for name in ("Packages", "Packages.gz"):
+            shutil.move(index / name, base / name)
+    (base / "Release").write_text(release)
+    sign_release(base, home)
+    return text.count("\nPackage: ") + text.startswith("Package: ")
 
 
 def build_standin_deb(pkg: dict[str, object], arch: str, dest_dir: Path) -> Path:
@@ -167,23 +172,80 @@ def build_spec_repo(spec: dict[str, object], out: Path, home: Path) -> str:
     """A repository of STAND-IN packages (flat or dists layout) signed by the key in home."""
     arch, base = str(spec["arch"]), out / str(spec["path"])
     shutil.rmtree(base, ignore_errors=True)
-    if spec["layout"] == "flat":
-        pool = release_dir = index_dir = base
-        prefix, suite = "./", None
-    else:
-        component = str(spec["component"])
-        pool = base / "pool" / component
-        release_dir = base / "dists" / str(spec["suite"])
-        index_dir = release_dir / component / f"binary-{arch}"
-        prefix, suite = f"pool/{component}/", Suite(str(spec["path"]), str(spec["suite"]))
-    for directory in (pool, index_dir):
-        directory.mkdir(parents=True, exist_ok=True)
-    packages = list(spec["packages"])  # type: ignore[call-overload]
-    debs = [build_standin_deb(p, arch, pool) for p in packages]
-    text = "\n".join(packages_entry(deb_control(d), prefix + d.name, d.read_bytes()) for d in debs)
-    (index_dir / "Packages").write_text(text)
-    rel = (index_dir / "Packages").relative_to(release_dir).as_posix()
     label = "STAND-IN test repository (not a vendor repository)"
-    write_release(release_dir, {rel: text.encode()}, arch, label, home, suite)
+    packages = list(spec["packages"])  # type: ignore[call-overload]
+    if spec["layout"] == "flat":
+        base.mkdir(parents=True)
+        debs = [build_standin_deb(p, arch, base) for p in packages]
+        write_flat_index(base, ".", label, home)
+    else:
+        component, suite = str(spec["component"]), str(spec["suite"])
+        pool = base / "pool" / component
+        release_dir = base / "dists" / suite
+        index_dir = release_dir / component / f"binary-{arch}"
+        for directory in (pool, index_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        debs = [build_standin_deb(p, arch, pool) for p in packages]
+        text = _ftparchive("packages", f"pool/{component}", cwd=base)
+        (index_dir / "Packages").write_text(text)
+        (index_dir / "Packages.gz").write_bytes(gzip.compress(text.encode(), mtime=0))
+        options = release_options(label, suite, component, arch)
+        write_release(release_dir, options, home)
     export_key(home, out / str(spec["key_path"]))
     return f"built {len(debs)} STAND-IN package(s) in {base}"
+
+
+def _apt_options(workdir: Path, arch: str) -> list[str]:
+    """apt with its state, sources and preferences in workdir only (nothing of the machine's)."""
+    for sub in ("parts", "lists/partial", "cache/archives/partial"):
+        (workdir / sub).mkdir(parents=True, exist_ok=True)
+    if not (workdir / "status").exists():
+        (workdir / "status").write_text("")
+    options = {
+        "Dir::Etc::SourceList": workdir / "sources.list",
+        "Dir::Etc::SourceParts": workdir / "parts",
+        "Dir::Etc::PreferencesParts": workdir / "parts",
+        "Dir::Etc::Preferences": workdir / "parts" / "none",
+        "Dir::State::Lists": workdir / "lists",
+        "Dir::State::Status": workdir / "status",
+        "Dir::Cache": workdir / "cache",
+        "APT::Architecture": arch,
+        "APT::Architectures": arch,
+        "Acquire::Languages": "none",
+        "Debug::NoLocking": "true",
+        "APT::Sandbox::User": "root",
+    }
+    return [f"-o{key}={value}" for key, value in options.items()]
+
+
+def apt_reads(lines: list[str], workdir: Path, arch: str, packages: list[str]) -> str:
+    """apt's own reading of repositories: `apt-get update` over the one-line sources `lines` in a
+    private state directory (signatures checked against each line's signed-by key), then
+    `apt-cache madison` of `packages`. Any warning or error of apt stops with its text."""
+    options = _apt_options(workdir, arch)
+    (workdir / "sources.list").write_text("\n".join(lines) + "\n")
+    done = run(["apt-get", "-q", *options, "update"], "apt-get update", capture_output=True)
+    complaints = [ln for ln in (done.stdout + done.stderr).splitlines() if ln[:2] in ("W:", "E:")]
+    if complaints:
+        raise DltkError(f"apt does not read the mirror cleanly: {complaints[0]}")
+    if not packages:
+        return ""
+    argv = ["apt-cache", *options, "madison", *packages]
+    return run(argv, "apt-cache", capture_output=True).stdout
+
+
+def apt_simulate(workdir: Path, arch: str, packages: list[str], recommends: bool = True) -> str:
+    """`apt-get install --simulate` on a host with nothing installed, from the sources that
+    apt_reads read into workdir: the whole dependency closure must come from them. A package
+    apt cannot install stops with apt's own list of unmet dependencies."""
+    argv = ["apt-get", "-q", *_apt_options(workdir, arch)]
+    argv += [f"-oAPT::Install-Recommends={str(recommends).lower()}", "install", "--simulate"]
+    done = subprocess.run([*argv, *packages], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        unmet = [ln.strip() for ln in done.stdout.splitlines() if "Depends:" in ln]
+        errors = [ln for ln in done.stderr.splitlines() if ln.startswith("E:")]
+        raise DltkError(
+            "apt cannot install from the mirror alone: "
+            + "; ".join(unmet or errors or [f"exit code {done.returncode}"])
+        )
+    return done.stdout

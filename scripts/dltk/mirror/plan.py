@@ -7,7 +7,7 @@ deploy.yml needs on that host and cannot fetch without a network:
   size, image id and registry digests the local docker engine knows, else "not present here";
 - apt packages: what nvidia_driver, docker_engine, nvidia_container_toolkit and nsight_systems
   install, from the roles' filters, with the version or branch the inventory pins and the
-  repository they come from (their closure and .deb sizes: `dltk mirror build`);
+  repository they come from (their closure and .deb sizes: `dltk mirror apt`);
 - wheels: the sets of dltk.mirror.wheels: the CPU toolkit's wheel archive
   (dltk_image_wheels_archive) member by member, or its sets' requirements when it is not built;
   the GPU variant's wheelhouse (`dltk mirror wheels --variant gpu`) file by file, or its
@@ -429,7 +429,7 @@ def human(size: int | None) -> str:
 
 TITLES = {
     "image": "images",
-    "package": "apt packages (closure and .deb sizes: dltk mirror build)",
+    "package": "apt packages (closure and .deb sizes: dltk mirror apt)",
     "wheel": "wheels",
     "model": "models",
 }
