@@ -62,11 +62,12 @@ def test_bench_serving_prints_two_ratio_lines(artifacts: Artifacts, tmp_path: Pa
         and "--shared-memory system" in data["tuned"]["command"]
     )
     assert "tritonserver" in data["tuned"]["server_cpu_s"]
-    # Issue 11 item 8: every round recorded, the second in the reverse order; the printed
-    # numbers are the medians of the rounds' ratios.
+    # Issue 11 item 8: every round recorded, the served sweep between the in-process runs and
+    # the tuned/default pair after them, its order alternating; the printed numbers are the
+    # medians of the rounds' ratios.
     assert [r["order"] for r in data["rounds"]] == [
-        ["served", "tuned", "default"],
-        ["default", "tuned", "served"],
+        ["in-process", "served", "in-process", "tuned", "default"],
+        ["in-process", "served", "in-process", "default", "tuned"],
     ]
     per_round = sorted(r["ratio_tuned_default"] for r in data["rounds"])
     assert data["ratio_tuned_default"] == pytest.approx(sum(per_round) / 2, abs=0.001)
