@@ -218,7 +218,7 @@ class ServingRound:
     served: Measurement
     tuned: Measurement
     default: Measurement
-    order: tuple[str, ...] = ("in-process", "served", "in-process", "tuned", "default")
+    order: tuple[str, ...] = round_order(0)
 
     @property
     def inprocess_best(self) -> Timing:
