@@ -264,7 +264,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     from dltk.api_key import headers_for, read_api_key
     from dltk.bench.fleet import extra_vars, fleet_perf_lines, measure, report_lines, sides
     from dltk.drill.host import DrillHost, deploy
-    from dltk.fleet.inventory import KEY_FILE, lb_ports
+    from dltk.fleet.inventory import key_path, lb_ports
     from dltk.perf import PerfConfig, parse_concurrency_range, run_sweep
     from dltk.tritonbin import find_perf_analyzer
 
@@ -324,7 +324,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
             url = f"127.0.0.1:{grpc_port}"
             log(f"fleet perf_analyzer through the load balancer {url} (once)")
             tool = find_perf_analyzer()
-            key = read_api_key(inventory.parent / KEY_FILE)
+            key = read_api_key(key_path(inventory))
             cfg = PerfConfig(
                 model=args.model,
                 url=url,

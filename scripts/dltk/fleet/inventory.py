@@ -51,6 +51,11 @@ LB_APIS = ["health", "metadata", "model-config", "inference", "statistics"]
 KEY_FILE = "triton-api-key"
 
 
+def key_path(inventory_file: Path) -> Path:
+    """Where a fleet's one API key is kept on the control node: next to its inventory."""
+    return inventory_file.parent.resolve() / KEY_FILE
+
+
 def key_lookup(path: str) -> str:
     """The fleet's one API key, generated on the control node on first use (as triton_server
     generates a host's own): every server behind the load balancer must accept the same key."""
@@ -130,9 +135,7 @@ def write_inventory(
         header
         + "---\n"
         + yaml.safe_dump(
-            fleet_inventory(
-                count, name=name, base_port=base_port, key_file=str(out.parent.resolve() / KEY_FILE)
-            ),
+            fleet_inventory(count, name=name, base_port=base_port, key_file=str(key_path(out))),
             sort_keys=False,
         )
     )
