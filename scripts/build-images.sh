@@ -65,9 +65,9 @@ else
   mv -f build/toolkit-wheels.tar.new build/toolkit-wheels.tar
 fi
 rm -rf "$TOOLKIT_CONTEXT"
-mkdir -p "$TOOLKIT_CONTEXT/scripts"
-cp -l images/dltk/Dockerfile images/dltk/requirements*.txt constraints.txt pyproject.toml \
-  README.md "$TOOLKIT_CONTEXT/"
+mkdir -p "$TOOLKIT_CONTEXT/scripts" "$TOOLKIT_CONTEXT/apt"  # apt/ empty: the base's apt sources
+cp -l images/dltk/Dockerfile images/dltk/requirements*.txt images/dltk/apt-packages*.txt \
+  constraints.txt pyproject.toml README.md "$TOOLKIT_CONTEXT/"
 cp -rl "$WHEELHOUSE" "$TOOLKIT_CONTEXT/wheelhouse"
 cp -rl "$TOOLS_WHEELHOUSE" "$TOOLKIT_CONTEXT/wheelhouse-tools"
 # -L: scripts/dltk/release.json is a symlink to the release file; the context gets its content.
