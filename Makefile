@@ -121,12 +121,13 @@ mutation: venv ## mutmut over the dltk logic modules with the unit suite: score 
 integration: images ## pytest against a real tritonserver, perf_analyzer and the docker engine (images first: some tests run the roles)
 	pytest -q tests/integration
 
-# Two lanes side by side (scripts/molecule-lanes.sh): the serving scenarios, which use the shared
-# images and most of the CPU, and the host scenarios, which mostly wait on apt. Either list runs
-# alone with `make molecule MOLECULE_SCENARIOS="a b"` (one lane, in order).
-MOLECULE_LANE_SERVING := default dltk_image trt_engines gpu_sim
-MOLECULE_LANE_HOSTS := nvidia_driver nvidia_driver_bad_input nsight_systems docker_engine \
-  nvidia_container_toolkit mirror
+# Two lanes side by side (scripts/molecule-lanes.sh) of about equal length: the serving scenarios,
+# which build and run the shared images, with docker_engine; and the host scenarios, which mostly
+# wait on apt, led by mirror (the whole deploy.yml air-gapped: it only reads and pushes the shared
+# images). Either list runs alone with `make molecule MOLECULE_SCENARIOS="a b"` (one lane, in order).
+MOLECULE_LANE_SERVING := default dltk_image trt_engines gpu_sim docker_engine
+MOLECULE_LANE_HOSTS := mirror nvidia_driver nvidia_driver_bad_input nsight_systems \
+  nvidia_container_toolkit
 MOLECULE_SCENARIOS ?=
 
 molecule: images ## molecule scenarios: default (whole deploy.yml on a sandbox host) and one per role

@@ -209,8 +209,16 @@ def test_bill_of_a_sandbox_and_two_gpu_hosts(site) -> None:
     assert toolkit[0].name not in fake.asked  # another variant's image may carry that tag
     packages = {(i.name, i.detail): i for i in bill.items if i.kind == "package"}
     gpu2 = site["hostvars"]["gpu-02"]  # the roles' defaults, as Ansible resolved them
-    # the sandbox host (docker not managed, no GPU) gets only the docker modules' Python package
-    assert [n for (n, _), i in packages.items() if "box-1" in i.hosts] == ["python3-requests"]
+    # the sandbox host (docker not managed, no GPU) gets the docker modules' Python package and
+    # the toolkit build's apt packages (images/dltk/apt-packages*.txt; Python on the cpu variant)
+    box = [(i.name, i.source) for i in bill.items if i.kind == "package" and "box-1" in i.hosts]
+    assert sorted(box) == sorted(
+        (name, "Debian main")
+        for name in ["python3-requests", "libb64-0d", "ca-certificates", "python3", "python3-venv"]
+    )
+    # the GPU variant's build installs into the NGC image (Ubuntu), without Python
+    ngc = [(i.name, i.hosts) for i in bill.items if i.source == "the NGC image's Ubuntu"]
+    assert ngc == [("libb64-0d", ["gpu-01", "gpu-02"]), ("ca-certificates", ["gpu-01", "gpu-02"])]
     assert packages[("nvidia-driver", "=535.309.01-1")].hosts == ["gpu-01"]
     assert packages[("nvidia-driver", f"branch {gpu2['driver_branch']} (newest)")].hosts == [
         "gpu-02"

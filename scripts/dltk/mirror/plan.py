@@ -222,10 +222,24 @@ def host_packages(hv: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def package_items(hosts: dict[str, dict[str, Any]]) -> list[Item]:
+def toolkit_packages(project: Path, hv: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(package, pin, repository, note) of the toolkit build's apt step on the host
+    (images/dltk/apt-packages*.txt; with dltk_image_apt_from_host from the host's own sources)."""
+    gpu = hv.get("image_variant") == "gpu"
+    files = ["apt-packages.txt"] + ([] if gpu else ["apt-packages-cpu.txt"])
+    repo = "the NGC image's Ubuntu" if gpu else f"{hv.get('distribution', 'Debian')} main"
+    out = []
+    for name in files:
+        for line in (project / "images" / "dltk" / name).read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                out.append((line.strip(), "", repo, "dltk_image (the toolkit build's apt step)"))
+    return out
+
+
+def package_items(hosts: dict[str, dict[str, Any]], project: Path) -> list[Item]:
     items: dict[tuple[str, str, str], Item] = {}
     for host, hv in hosts.items():
-        for name, pin, repo, note in host_packages(hv):
+        for name, pin, repo, note in host_packages(hv) + toolkit_packages(project, hv):
             key = (name, pin, repo)
             if key not in items:
                 items[key] = Item(
@@ -411,7 +425,7 @@ def build_bill(
     }
     items = [
         *image_items(hostvars, inspect),
-        *package_items(hostvars),
+        *package_items(hostvars, project),
         *wheel_items(hostvars, project, wheelhouses),
         *model_items(hostvars, project),
     ]
