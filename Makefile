@@ -121,18 +121,20 @@ mutation: venv ## mutmut over the dltk logic modules with the unit suite: score 
 integration: images ## pytest against a real tritonserver, perf_analyzer and the docker engine (images first: some tests run the roles)
 	pytest -q tests/integration
 
-# Two lanes side by side (scripts/molecule-lanes.sh) of about equal length: the serving scenarios,
-# which build and run the shared images, with docker_engine; and the host scenarios, which mostly
-# wait on apt, led by mirror (the whole deploy.yml air-gapped: it only reads and pushes the shared
-# images). Either list runs alone with `make molecule MOLECULE_SCENARIOS="a b"` (one lane, in order).
-MOLECULE_LANE_SERVING := default dltk_image trt_engines gpu_sim docker_engine
-MOLECULE_LANE_HOSTS := mirror nvidia_driver nvidia_driver_bad_input nsight_systems \
-  nvidia_container_toolkit
+# Three lanes side by side (scripts/molecule-lanes.sh): the serving scenarios, which build and run
+# the shared images and use most of the CPU; the air-gapped whole deploy.yml (mirror: it only reads
+# and pushes the shared images) with the driver's; and the other host scenarios, which mostly wait
+# on apt. With two lanes the air-gapped deploy made the host lane the longest (1685 s of molecule,
+# CI 2026-12-03 under load). Either list runs alone with
+# `make molecule MOLECULE_SCENARIOS="a b"` (one lane, in order).
+MOLECULE_LANE_SERVING := default dltk_image trt_engines gpu_sim
+MOLECULE_LANE_AIRGAP := mirror nvidia_driver
+MOLECULE_LANE_HOSTS := nvidia_driver_bad_input nsight_systems nvidia_container_toolkit docker_engine
 MOLECULE_SCENARIOS ?=
 
 molecule: images ## molecule scenarios: default (whole deploy.yml on a sandbox host) and one per role
 	@scripts/molecule-lanes.sh $(if $(strip $(MOLECULE_SCENARIOS)),"$(MOLECULE_SCENARIOS)",\
-	  "$(MOLECULE_LANE_SERVING)" "$(MOLECULE_LANE_HOSTS)")
+  "$(MOLECULE_LANE_SERVING)" "$(MOLECULE_LANE_AIRGAP)" "$(MOLECULE_LANE_HOSTS)")
 
 # The simulated 8x H100 + 4 NVSwitch host alone (it is also the last scenario of the serving lane of `make molecule`).
 gpu-sim: images ## deploy.yml end to end on the simulated HGX H100 host (STAND-IN GPU tools)

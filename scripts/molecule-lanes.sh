@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make molecule`: the molecule scenarios in lanes that run side by side. Each argument is one lane
 # (scenario names separated by spaces), run in order; a lane stops at its first failure, the other
-# lanes finish. The serving lane (default, dltk_image, trt_engines, gpu_sim, docker_engine) is
-# mostly CPU and owns every use of the shared images but one; the host lane (mirror, driver,
-# toolkit, Nsight scenarios) mostly waits on apt downloads and dpkg, and moves no shared image tag
-# (mirror only reads and pushes the CPU Triton and the Debian base into its own registry). Scenarios
+# lanes finish. The serving lane (default, dltk_image, trt_engines, gpu_sim) is mostly CPU and
+# owns every use of the shared images but one; the air-gap lane (mirror, nvidia_driver) and the
+# host lane (driver bad input, Nsight, toolkit, engine) mostly wait on apt downloads and dpkg, and
+# move no shared image tag (mirror only reads and pushes the CPU Triton and the Debian base into
+# its own registry). Scenarios
 # keep their own instance, network and ephemeral names, so two lanes never share a container.
 # Each scenario's output goes to build/molecule/<scenario>.log; a failure prints its last lines.
 #   scripts/molecule-lanes.sh "default gpu_sim" "nvidia_driver mirror"
