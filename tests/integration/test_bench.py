@@ -38,6 +38,8 @@ def test_bench_serving_prints_two_ratio_lines(artifacts: Artifacts, tmp_path: Pa
         "500",
         "--rounds",
         "2",
+        "--pairs",
+        "2",
         "--out",
         str(out),
         timeout=300,
@@ -63,18 +65,20 @@ def test_bench_serving_prints_two_ratio_lines(artifacts: Artifacts, tmp_path: Pa
     )
     assert "tritonserver" in data["tuned"]["server_cpu_s"]
     # Issue 11 item 8: every round recorded, the served sweep between the in-process runs and
-    # the tuned/default pair after them, its order alternating; the printed numbers are the
-    # medians of the rounds' ratios.
+    # the tuned/default pairs after them in ABBA order, the first pair's order alternating; the
+    # printed tuned/default numbers are over every pair of every round.
     assert [r["order"] for r in data["rounds"]] == [
-        ["in-process", "served", "in-process", "tuned", "default"],
-        ["in-process", "served", "in-process", "default", "tuned"],
+        ["in-process", "served", "in-process", "tuned", "default", "default", "tuned"],
+        ["in-process", "served", "in-process", "default", "tuned", "tuned", "default"],
     ]
-    per_round = sorted(r["ratio_tuned_default"] for r in data["rounds"])
-    assert data["ratio_tuned_default"] == pytest.approx(sum(per_round) / 2, abs=0.001)
-    assert data["spread"]["tuned/default"]["values"] == pytest.approx(
-        [r["ratio_tuned_default"] for r in data["rounds"]], abs=0.0001
-    )
-    assert proc.stdout.splitlines()[1].endswith(", n=2)")
+    per_pair = [p["ratio"] for r in data["rounds"] for p in r["pairs"]]
+    assert len(per_pair) == 4
+    assert all(p["tuned"]["batch"] == 1 for r in data["rounds"] for p in r["pairs"])
+    middle = sorted(per_pair)[1:3]
+    assert data["ratio_tuned_default"] == pytest.approx(sum(middle) / 2, abs=0.001)
+    assert data["spread"]["tuned/default"]["values"] == pytest.approx(per_pair, abs=0.0001)
+    assert proc.stdout.splitlines()[0].endswith(", n=2)")
+    assert proc.stdout.splitlines()[1].endswith(", n=4)")
 
 
 def test_bench_serving_bad_input_is_one_line(tmp_path: Path) -> None:

@@ -99,18 +99,21 @@ def test_tree_cpu_seconds_of_this_process_tree_is_not_negative() -> None:
     assert any(True for _ in usage)  # this test process is a descendant of its parent
 
 
-def _round(served: float, inproc: float, tuned: float, default: float, index: int):  # type: ignore[no-untyped-def]
-    """A ServingRound of TEST DOUBLE measurements: only the best row's throughput is read."""
+def _m(value: float):  # type: ignore[no-untyped-def]
+    """A TEST DOUBLE measurement: only the best row's throughput is read."""
     from types import SimpleNamespace
 
-    from dltk.bench.serving import ServingRound, round_order
+    return SimpleNamespace(best=SimpleNamespace(throughput=value, concurrency=64))
 
-    def m(value: float) -> SimpleNamespace:
-        return SimpleNamespace(best=SimpleNamespace(throughput=value, concurrency=64))
+
+def _round(served: float, inproc: float, tuned: float, default: float, index: int, *more):  # type: ignore[no-untyped-def]
+    """A ServingRound of TEST DOUBLE measurements; MORE: further (tuned, default) pairs."""
+    from dltk.bench.serving import ServingRound, round_order
 
     ms = 1000.0 * 64 / inproc
     timing = Timing(64, 10, 10 * ms / 1000.0, ms, ms, ms)  # INPROC samples/s
-    return ServingRound([timing], m(served), m(tuned), m(default), round_order(index))  # type: ignore[arg-type]
+    pairs = [(_m(t), _m(d)) for t, d in [(tuned, default), *more]]
+    return ServingRound([timing], _m(served), pairs, round_order(index, len(pairs)))  # type: ignore[arg-type]
 
 
 def test_rounds_interleave_and_each_ratio_is_the_median_of_the_rounds() -> None:
@@ -132,6 +135,37 @@ def test_rounds_interleave_and_each_ratio_is_the_median_of_the_rounds() -> None:
     assert result.tuned_spread.median == pytest.approx(3.0)
     assert result.median_round is rounds[0]
     assert ServingResult(rounds[:2], {}).median_round is rounds[1]  # the lower of two
+
+
+def test_pairs_run_abba_and_the_tuned_median_is_over_every_pair() -> None:
+    from dltk.bench.serving import ServingResult, round_order
+
+    tail = ("tuned", "default", "default", "tuned")
+    assert round_order(0, 2) == ("in-process", "served", "in-process", *tail)
+    baab = ("default", "tuned", "tuned", "default")
+    assert round_order(1, 2) == ("in-process", "served", "in-process", *baab)
+    assert round_order(0, 3)[3:] == (*tail, "tuned", "default")
+    rounds = [
+        _round(800, 1000, 300, 100, 0, (200, 100)),  # pairs 3.0, 2.0
+        _round(600, 1000, 250, 100, 1, (260, 100), (240, 100)),  # 2.5, 2.6, 2.4
+    ]
+    result = ServingResult(rounds, {})
+    assert rounds[0].pair_ratios == pytest.approx([3.0, 2.0])
+    # The round's own ratio and tables use its median pair (the lower of two middle ones).
+    assert rounds[0].tuned_ratio == pytest.approx(2.0)
+    assert rounds[1].tuned_ratio == pytest.approx(2.5)
+    assert rounds[1].tuned.best.throughput == 250
+    # The printed median and range are over all five pairs, not over the rounds' medians.
+    assert result.tuned_spread.median == pytest.approx(2.5)
+    assert (result.tuned_spread.low, result.tuned_spread.high) == pytest.approx((2.0, 3.0))
+    assert len(result.tuned_spread.values) == 5
+
+
+def test_pairs_are_bounded() -> None:
+    with pytest.raises(DltkError, match="--pairs must be between 1 and 10, got 0"):
+        ServingOptions(manifest=Path("m"), pairs=0).check()
+    with pytest.raises(DltkError, match="got 11"):
+        ServingOptions(manifest=Path("m"), pairs=11).check()
 
 
 def test_rounds_are_bounded() -> None:

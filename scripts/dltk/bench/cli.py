@@ -179,6 +179,7 @@ def cmd_serving(args: argparse.Namespace) -> int:
         budget_s=args.budget_s,
         interval_ms=args.interval_ms,
         rounds=args.rounds,
+        pairs=args.pairs,
         out=Path(args.out) if args.out else None,
     )
     if not opts.manifest.is_file():
@@ -383,8 +384,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Starts the local CPU tritonserver twice on 127.0.0.1, with a tuned and with "
         "the default config, then measures round after round (interleaved): onnxruntime "
         "in-process, and each server by perf_analyzer. Prints two lines on stdout, each ratio's "
-        "median over the rounds with its range: 'ratio served/in-process: X.XX (min A, max B, "
-        "n=R)' and 'ratio tuned/default: Y.YY (...)'; tables go to stderr.",
+        "median over the rounds (tuned/default: over every pair of every round) with its range: "
+        "'ratio served/in-process: X.XX (min A, max B, n=R)' and 'ratio tuned/default: Y.YY "
+        "(...)'; tables go to stderr.",
     )
     v.add_argument("--manifest", default=str(REPO_ROOT / "model_repo" / "models.yml"))
     v.add_argument("--model", default="mnist", help="manifest model (default mnist)")
@@ -405,7 +407,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--budget-s", type=float, default=1.0, help="seconds per in-process batch")
     v.add_argument("--interval-ms", type=int, default=2000, help="perf window (default 2000)")
     v.add_argument(
-        "--rounds", type=int, default=3, help="interleaved rounds of every measurement (default 3)"
+        "--rounds", type=int, default=5, help="interleaved rounds of every measurement (default 5)"
+    )
+    v.add_argument(
+        "--pairs", type=int, default=2, help="tuned/default pairs per round, ABBA (default 2)"
     )
     v.add_argument("--out", help="write every measurement to this JSON file")
     v.set_defaults(func=cmd_serving)

@@ -4,13 +4,16 @@ All in one run on one machine, everything on 127.0.0.1 and bounded in time. Two 
 tritonservers (`dltk serve`) run side by side for the whole bench: the model rendered from the
 manifest with server-side dynamic batching, N instances and a larger max batch (tuned), and the
 same model with Triton's defaults (no dynamic batching, one instance). Then, round after round
-(--rounds, at least 3 by default), interleaved so that drift of a shared machine reaches every
+(--rounds, 5 by default), interleaved so that drift of a shared machine reaches every
 side alike:
 1. in-process: onnxruntime on the model's ONNX file (all cores), per batch size;
 2. served: perf_analyzer sweeps client concurrency at a large client batch on the tuned server;
 3. in-process again; per batch size the better of the two runs of the round counts;
 4. tuned / default: batch-1 requests at concurrency C (64) on each server (the tuned one batches),
-   in alternating order (odd rounds: default first).
+   --pairs times, in ABBA order (tuned, default, default, tuned, ...; odd rounds start with
+   default). Each pair gives one tuned/default ratio; the printed median and range are over all
+   pairs of all rounds. More pairs narrow that median more cheaply than more rounds: a pair is
+   two short runs, a round adds two in-process runs and the served sweep.
 The pair comes after the second in-process run, never right after the served sweep: with the
 sweep right before it (the order of earlier versions), the tuned server's batch-1 throughput was
 lower (5.2k-8.6k infer/s against 8.0k-10.4k after the default server's run, 2026-12-03), which
@@ -39,6 +42,7 @@ from dltk.metrics import ModelMetrics
 from dltk.perf import ConcurrencyRange, PerfConfig, PerfResult, PerfRow, best_row
 
 MAX_ROUNDS = 20
+MAX_PAIRS = 10  # tuned/default pairs per round
 STABLE_RETRIES = 2  # perf_analyzer runs again when it found no stable window
 SERVING_RUNTIME = "python-onnxruntime"  # the only ONNX runtime the local tritonserver has
 PYTHON_MODEL = Path(__file__).parents[1] / "python_models" / "onnxruntime_model.py"
@@ -66,7 +70,8 @@ class ServingOptions:
     interval_ms: int = 2000
     max_trials: int = 4
     stability: float = 50.0
-    rounds: int = 3
+    rounds: int = 5
+    pairs: int = 2
     out: Path | None = None
 
     def check(self) -> None:
@@ -81,6 +86,8 @@ class ServingOptions:
             raise DltkError("--protocol must be http or grpc")
         if not 1 <= self.rounds <= MAX_ROUNDS:
             raise DltkError(f"--rounds must be between 1 and {MAX_ROUNDS}, got {self.rounds}")
+        if not 1 <= self.pairs <= MAX_PAIRS:
+            raise DltkError(f"--pairs must be between 1 and {MAX_PAIRS}, got {self.pairs}")
 
 
 # --- pure parts -----------------------------------------------------------------------------
@@ -132,12 +139,15 @@ def parse_ratio_lines(text: str) -> dict[str, float]:
     return found
 
 
-def round_order(index: int) -> tuple[str, ...]:
+def round_order(index: int, pairs: int = 1) -> tuple[str, ...]:
     """The steps of round INDEX (0-based) in the order they run: the served sweep between the two
-    in-process runs, then the tuned/default pair, whose order alternates round by round so that a
-    machine getting slower or faster during the bench reaches each side alike."""
-    pair = ("tuned", "default") if index % 2 == 0 else ("default", "tuned")
-    return ("in-process", "served", "in-process", *pair)
+    in-process runs, then PAIRS tuned/default pairs in ABBA order (the first pair's order
+    alternates round by round), so that a machine getting slower or faster during the bench
+    reaches each side alike."""
+    steps: list[str] = ["in-process", "served", "in-process"]
+    for k in range(pairs):
+        steps += ["tuned", "default"] if (index + k) % 2 == 0 else ["default", "tuned"]
+    return tuple(steps)
 
 
 def best_of(first: list[Timing], second: list[Timing]) -> list[Timing]:
@@ -211,13 +221,12 @@ class Measurement:
 
 @dataclass
 class ServingRound:
-    """One round: in-process timings (the better of two runs per batch) and the three served
-    measurements."""
+    """One round: in-process timings (the better of two runs per batch), the served sweep, and
+    the tuned/default pairs (tuned, default), in the order they were measured."""
 
     inprocess: list[Timing]
     served: Measurement
-    tuned: Measurement
-    default: Measurement
+    pairs: list[tuple[Measurement, Measurement]]
     order: tuple[str, ...] = round_order(0)
 
     @property
@@ -227,6 +236,24 @@ class ServingRound:
     @property
     def served_ratio(self) -> float:
         return ratio(self.served.best.throughput, self.inprocess_best.throughput)
+
+    @property
+    def pair_ratios(self) -> list[float]:
+        return [ratio(t.best.throughput, d.best.throughput) for t, d in self.pairs]
+
+    @property
+    def median_pair(self) -> tuple[Measurement, Measurement]:
+        """The pair whose ratio is the round's median (the lower of the two middle ones)."""
+        ranked = sorted(self.pairs, key=lambda p: ratio(p[0].best.throughput, p[1].best.throughput))
+        return ranked[(len(ranked) - 1) // 2]
+
+    @property
+    def tuned(self) -> Measurement:
+        return self.median_pair[0]
+
+    @property
+    def default(self) -> Measurement:
+        return self.median_pair[1]
 
     @property
     def tuned_ratio(self) -> float:
@@ -247,6 +274,10 @@ class ServingRound:
             "default": self.default.summary(),
             "ratio_served_inprocess": round(self.served_ratio, 4),
             "ratio_tuned_default": round(self.tuned_ratio, 4),
+            "pairs": [
+                {"tuned": t.summary(), "default": d.summary(), "ratio": round(r, 4)}
+                for (t, d), r in zip(self.pairs, self.pair_ratios, strict=True)
+            ],
         }
 
 
@@ -261,7 +292,8 @@ class ServingResult:
 
     @property
     def tuned_spread(self) -> Spread:
-        return spread([r.tuned_ratio for r in self.rounds])
+        """Over every tuned/default pair of every round."""
+        return spread([x for r in self.rounds for x in r.pair_ratios])
 
     @property
     def median_round(self) -> ServingRound:
@@ -417,8 +449,8 @@ def run_serving(opts: ServingOptions, status: Callable[[str], None]) -> ServingR
             for index in range(opts.rounds):
                 step = f"round {index + 1}/{opts.rounds}"
                 timings: list[list[Timing]] = []
-                measured: dict[str, Measurement] = {}
-                order = round_order(index)
+                measured: dict[str, list[Measurement]] = {name: [] for name in runs}
+                order = round_order(index, opts.pairs)
                 for name in order:
                     if name == "in-process":
                         again = " again" if timings else ""
@@ -430,18 +462,14 @@ def run_serving(opts: ServingOptions, status: Callable[[str], None]) -> ServingR
                         continue
                     label, conc, batch, threads = runs[name]
                     status(f"{step}: {label}, concurrency {conc}, client batch {batch}")
-                    measured[name] = measure(
-                        servers[name], opts, label, conc, batch, shapes, threads or conc.end
+                    threads = threads or conc.end
+                    measured[name].append(
+                        measure(servers[name], opts, label, conc, batch, shapes, threads)
                     )
                 first, again = timings
+                pairs = list(zip(measured["tuned"], measured["default"], strict=True))
                 rounds.append(
-                    ServingRound(
-                        best_of(first, again),
-                        measured["served"],
-                        measured["tuned"],
-                        measured["default"],
-                        order,
-                    )
+                    ServingRound(best_of(first, again), measured["served"][0], pairs, order)
                 )
     options = {
         k: (str(v) if isinstance(v, Path | ConcurrencyRange) else v)

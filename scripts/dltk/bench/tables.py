@@ -39,7 +39,7 @@ def serving_tables(result: ServingResult) -> list[Table]:
     for m in (median.served, median.tuned, median.default):
         served.add_row(*_row(m))
     rounds = Table(title=f"serving efficiency, {len(result.rounds)} interleaved rounds")
-    for col in ("round", "order", "served/in-process", "from", "tuned/default", "from "):
+    for col in ("round", "order", "served/in-process", "from", "tuned/default by pair", "from "):
         rounds.add_column(col)
     for index, r in enumerate(result.rounds, 1):
         rounds.add_row(
@@ -48,9 +48,9 @@ def serving_tables(result: ServingResult) -> list[Table]:
             f"{r.served_ratio:.2f}",
             f"{r.served.best.throughput:.0f} / {r.inprocess_best.throughput:.0f} samples/s "
             f"(in-process batch {r.inprocess_best.batch})",
-            f"{r.tuned_ratio:.2f}",
+            ", ".join(f"{x:.2f}" for x in r.pair_ratios),
             f"{r.tuned.best.throughput:.0f} / {r.default.best.throughput:.0f} infer/s at "
-            f"concurrency {r.default.best.concurrency}",
+            f"concurrency {r.default.best.concurrency} (the round's median pair)",
         )
     rounds.add_row("median", "", result.served_spread.text(2), "", result.tuned_spread.text(2), "")
     return [inproc, served, rounds]
