@@ -150,6 +150,11 @@ def round_order(index: int, pairs: int = 1) -> tuple[str, ...]:
     return tuple(steps)
 
 
+def lower_median(ordered: list[Any]) -> Any:
+    """The middle item of a sorted list (the lower of the two middle ones)."""
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def best_of(first: list[Timing], second: list[Timing]) -> list[Timing]:
     """Per batch size, the timing with the higher throughput (pure)."""
     by_batch = {t.batch: t for t in first}
@@ -244,8 +249,8 @@ class ServingRound:
     @property
     def median_pair(self) -> tuple[Measurement, Measurement]:
         """The pair whose ratio is the round's median (the lower of the two middle ones)."""
-        ranked = sorted(self.pairs, key=lambda p: ratio(p[0].best.throughput, p[1].best.throughput))
-        return ranked[(len(ranked) - 1) // 2]
+        ranked = sorted(zip(self.pair_ratios, range(len(self.pairs)), strict=True))
+        return self.pairs[lower_median(ranked)[1]]
 
     @property
     def tuned(self) -> Measurement:
@@ -298,8 +303,7 @@ class ServingResult:
     @property
     def median_round(self) -> ServingRound:
         """The round whose tuned/default ratio is the median (the tables show it)."""
-        ordered = sorted(self.rounds, key=lambda r: r.tuned_ratio)
-        return ordered[(len(ordered) - 1) // 2]
+        return lower_median(sorted(self.rounds, key=lambda r: r.tuned_ratio))
 
     def to_json(self) -> dict[str, Any]:
         """Every round, and the medians with their range; the top-level measurements are the
